@@ -1,0 +1,32 @@
+# natsse: the SSE gateway in front of NATS JetStream, as one static binary.
+#
+#   docker build -t natsse .
+#   docker run -p 8080:8080 -p 4222:4222 -v natsse-data:/data natsse
+#
+# With no NATS_URL it runs in embedded mode (its own NATS server with JetStream,
+# storing under /data); with NATS_URL it connects to a NATS cluster (compose.yaml).
+
+FROM golang:1.26 AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /natsse ./cmd/natsse
+
+# Alpine rather than distroless: busybox's wget serves the health checks.
+FROM alpine:3.22
+RUN addgroup -S -g 10001 natsse \
+ && adduser -S -D -H -u 10001 -G natsse natsse \
+ && mkdir /data \
+ && chown natsse:natsse /data
+COPY --from=build /natsse /usr/local/bin/natsse
+USER natsse
+# The embedded NATS listens on all interfaces inside the container, so that the
+# published port 4222 reaches it (natsse's own default is loopback only).
+ENV NATSSE_STORE_DIR=/data \
+    NATSSE_EMBEDDED_LISTEN=0.0.0.0:4222
+VOLUME /data
+EXPOSE 8080 4222
+HEALTHCHECK --interval=10s --timeout=3s --retries=3 \
+  CMD wget -q -O /dev/null http://127.0.0.1:8080/readyz || exit 1
+ENTRYPOINT ["/usr/local/bin/natsse"]

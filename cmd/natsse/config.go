@@ -1,0 +1,158 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/caarlos0/env/v10"
+)
+
+// config is every setting of CONTRACT.md §1, read from the environment only.
+// The help tag feeds `natsse -h`.
+type config struct {
+	NATSURL      string `env:"NATS_URL" help:"NATS servers, comma separated; empty: embedded mode"`
+	NATSCreds    string `env:"NATS_CREDS" help:"NATS credentials file"`
+	NATSNKey     string `env:"NATS_NKEY" help:"NATS NKey seed file"`
+	NATSUser     string `env:"NATS_USER" help:"NATS user"`
+	NATSPassword string `env:"NATS_PASSWORD" help:"NATS password"`
+	NATSToken    string `env:"NATS_TOKEN" help:"NATS token"`
+	NATSCA       string `env:"NATS_CA" help:"CA file for NATS TLS"`
+	NATSCert     string `env:"NATS_CERT" help:"client certificate file for NATS TLS"`
+	NATSKey      string `env:"NATS_KEY" help:"client key file for NATS TLS"`
+
+	HTTPAddr       string `env:"NATSSE_HTTP_ADDR" envDefault:":8080" help:"HTTP listen address"`
+	BasePath       string `env:"NATSSE_BASE_PATH" help:"mount everything under this path prefix"`
+	EmbeddedListen string `env:"NATSSE_EMBEDDED_LISTEN" envDefault:"127.0.0.1:4222" help:"embedded mode: NATS client listen address (- = in-process only)"`
+	StoreDir       string `env:"NATSSE_STORE_DIR" envDefault:"./data" help:"embedded mode: JetStream storage directory"`
+	Anonymous      bool   `env:"NATSSE_ANONYMOUS" help:"connected mode: serve anonymous subscribers on purpose"`
+
+	Stream         string        `env:"NATSSE_STREAM" envDefault:"EVENTS" help:"the JetStream stream served"`
+	StreamSubjects []string      `env:"NATSSE_STREAM_SUBJECTS" envDefault:"events.>" help:"subjects of the stream when natsse creates it"`
+	StreamCreate   *bool         `env:"NATSSE_STREAM_CREATE" help:"create the stream if missing (default: true embedded, false connected)"`
+	StreamMaxAge   time.Duration `env:"NATSSE_STREAM_MAX_AGE" envDefault:"24h" help:"max age of messages in a stream natsse creates"`
+	StreamMaxBytes byteSize      `env:"NATSSE_STREAM_MAX_BYTES" envDefault:"1GiB" help:"max bytes of a stream natsse creates"`
+	StreamReplicas int           `env:"NATSSE_STREAM_REPLICAS" envDefault:"1" help:"replicas of a stream natsse creates"`
+	Subjects       []string      `env:"NATSSE_SUBJECTS" help:"subjects exposed over HTTP (default: the stream's subjects)"`
+
+	Heartbeat         time.Duration `env:"NATSSE_HEARTBEAT" envDefault:"15s" help:"longest silence on a stream before a : comment line"`
+	Retry             time.Duration `env:"NATSSE_RETRY" envDefault:"2s" help:"the retry: value sent at the start of each stream"`
+	WriteTimeout      time.Duration `env:"NATSSE_WRITE_TIMEOUT" envDefault:"15s" help:"a client that takes no write for this long is cut off"`
+	MaxStreamAge      time.Duration `env:"NATSSE_MAX_STREAM_AGE" envDefault:"0s" help:"close streams after this jittered lifetime (0 = off)"`
+	ShutdownTimeout   time.Duration `env:"NATSSE_SHUTDOWN_TIMEOUT" envDefault:"10s" help:"SIGTERM: streams are closed and the process exits within this"`
+	RingEvents        int           `env:"NATSSE_RING_EVENTS" envDefault:"10000" help:"recent events kept in memory for resumes"`
+	RingBytes         byteSize      `env:"NATSSE_RING_BYTES" envDefault:"64MiB" help:"bytes of recent events kept in memory"`
+	QueueEvents       int           `env:"NATSSE_QUEUE_EVENTS" envDefault:"512" help:"events queued per client before it falls back to catching up"`
+	ReplayConcurrency int           `env:"NATSSE_REPLAY_CONCURRENCY" envDefault:"16" help:"concurrent JetStream replays (others wait, stream open)"`
+	MaxStreams        int           `env:"NATSSE_MAX_STREAMS" envDefault:"0" help:"open streams in total (0 = open-file limit - 256)"`
+	MaxSubjects       int           `env:"NATSSE_MAX_SUBJECTS" envDefault:"16" help:"subjects per request"`
+	MaxURLBytes       int           `env:"NATSSE_MAX_URL_BYTES" envDefault:"8192" help:"request URL length"`
+	MaxHeaderBytes    byteSize      `env:"NATSSE_MAX_HEADER_BYTES" envDefault:"16KiB" help:"request header size (larger: 431)"`
+
+	LogFormat string `env:"NATSSE_LOG_FORMAT" envDefault:"auto" help:"auto (colored text on a terminal, else JSON), text or json"`
+	LogLevel  string `env:"NATSSE_LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
+}
+
+func (c config) embedded() bool { return c.NATSURL == "" }
+
+// loadConfig reads the environment; an error names the variable.
+func loadConfig(environ map[string]string) (config, error) {
+	var c config
+	err := env.ParseWithOptions(&c, env.Options{Environment: environ})
+	var agg env.AggregateError
+	if errors.As(err, &agg) {
+		return c, namedError(agg.Errors[0])
+	}
+	if err != nil {
+		return c, err
+	}
+	return c, c.check()
+}
+
+// namedError replaces caarlos0/env's field name with the variable's name.
+func namedError(err error) error {
+	var pe env.ParseError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	f, _ := reflect.TypeFor[config]().FieldByName(pe.Name)
+	return fmt.Errorf("%s: %v", f.Tag.Get("env"), pe.Err)
+}
+
+func (c config) check() error {
+	switch {
+	case !c.embedded() && !c.Anonymous:
+		return errors.New("NATS_URL is set (connected mode) but no JWT settings are: set NATSSE_ANONYMOUS=true to serve anonymous subscribers on purpose")
+	case c.LogFormat != "auto" && c.LogFormat != "text" && c.LogFormat != "json":
+		return fmt.Errorf("NATSSE_LOG_FORMAT: %q is not one of auto, text, json", c.LogFormat)
+	case c.Heartbeat < 3*time.Millisecond:
+		return fmt.Errorf("NATSSE_HEARTBEAT: %s is too short; use 1s or more", c.Heartbeat)
+	case c.Retry <= 0:
+		return fmt.Errorf("NATSSE_RETRY: %s must be positive", c.Retry)
+	case c.ShutdownTimeout <= 0:
+		return fmt.Errorf("NATSSE_SHUTDOWN_TIMEOUT: %s must be positive", c.ShutdownTimeout)
+	case c.WriteTimeout <= 0:
+		return fmt.Errorf("NATSSE_WRITE_TIMEOUT: %s must be positive", c.WriteTimeout)
+	case c.MaxStreamAge < 0:
+		return fmt.Errorf("NATSSE_MAX_STREAM_AGE: %s must not be negative", c.MaxStreamAge)
+	case c.StreamReplicas < 1 || c.StreamReplicas > 5:
+		return fmt.Errorf("NATSSE_STREAM_REPLICAS: %d is not between 1 and 5", c.StreamReplicas)
+	}
+	for name, v := range map[string]int{"NATSSE_RING_EVENTS": c.RingEvents, "NATSSE_QUEUE_EVENTS": c.QueueEvents,
+		"NATSSE_REPLAY_CONCURRENCY": c.ReplayConcurrency, "NATSSE_MAX_SUBJECTS": c.MaxSubjects, "NATSSE_MAX_URL_BYTES": c.MaxURLBytes,
+		"NATSSE_RING_BYTES": int(c.RingBytes), "NATSSE_MAX_HEADER_BYTES": int(c.MaxHeaderBytes)} {
+		if v < 1 {
+			return fmt.Errorf("%s: %d must be at least 1", name, v)
+		}
+	}
+	if c.MaxStreams < 0 {
+		return fmt.Errorf("NATSSE_MAX_STREAMS: %d must not be negative", c.MaxStreams)
+	}
+	return nil
+}
+
+// usage lists every setting with its default.
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "natsse: Server-Sent Events from NATS JetStream. Configured by environment variables only:")
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	t := reflect.TypeFor[config]()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		def := f.Tag.Get("envDefault")
+		if def == "" {
+			def = "-"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", f.Tag.Get("env"), def, f.Tag.Get("help"))
+	}
+	_ = tw.Flush()
+}
+
+// byteSize reads sizes like 1GiB, 64MiB, 512KB or 1048576.
+type byteSize int64
+
+func (b *byteSize) UnmarshalText(text []byte) error {
+	s := strings.TrimSpace(string(text))
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1}}
+	mult := int64(1)
+	for _, u := range units {
+		if n, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = strings.TrimSpace(n), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return fmt.Errorf("%q is not a size like 64MiB, 1GiB or 1048576", string(text))
+	}
+	*b = byteSize(n * mult)
+	return nil
+}

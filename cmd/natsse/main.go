@@ -1,0 +1,233 @@
+// Command natsse serves NATS JetStream messages to browsers as Server-Sent
+// Events. With no NATS_URL it runs an embedded NATS server with JetStream.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/natsse/natsse/embedded"
+	"github.com/natsse/natsse/service"
+)
+
+// version is set with -ldflags "-X main.version=..."; else the module's.
+var version = ""
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := runMain(ctx, os.Args[1:], environ(), os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "natsse:", err)
+		os.Exit(1)
+	}
+}
+
+func runMain(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer) error {
+	for _, a := range args {
+		switch a {
+		case "-h", "-help", "--help":
+			usage(stdout)
+			return nil
+		case "-version", "--version":
+			fmt.Fprintln(stdout, "natsse", versionString())
+			return nil
+		default:
+			return fmt.Errorf("unknown argument %q: natsse is configured by environment variables (natsse -h lists them)", a)
+		}
+	}
+	cfg, err := loadConfig(env)
+	if err != nil {
+		return err
+	}
+	return run(ctx, cfg, newLogger(stderr, cfg.LogFormat, cfg.LogLevel))
+}
+
+func environ() map[string]string {
+	m := map[string]string{}
+	for _, kv := range os.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		m[k] = v
+	}
+	return m
+}
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}
+
+// run serves until ctx ends, then shuts down within cfg.ShutdownTimeout.
+func run(ctx context.Context, cfg config, log *slog.Logger) error {
+	nc, natsURL, stopNATS, err := connect(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer stopNATS()
+
+	svc, err := service.New(serviceConfig(cfg, log), nc)
+	if err != nil {
+		return err
+	}
+	hubCtx, stopHub := context.WithCancel(context.Background())
+	var hubDone sync.WaitGroup
+	hubDone.Go(func() { svc.Run(hubCtx) })
+	defer func() { stopHub(); hubDone.Wait() }()
+
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("NATSSE_HTTP_ADDR: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           svc,
+		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    int(cfg.MaxHeaderBytes),
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	if cfg.embedded() {
+		// The embedded stream is there in milliseconds: say "ready" when it is.
+		select {
+		case <-svc.Started():
+		case <-time.After(10 * time.Second):
+		case <-ctx.Done():
+		}
+	}
+	banner(log, cfg, ln.Addr().String(), natsURL)
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("http: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: closing streams", "timeout", cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := svc.Drain(sctx); err != nil {
+		log.Warn("drain", "err", err)
+	}
+	if err := srv.Shutdown(sctx); err != nil {
+		_ = srv.Close()
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// connect starts the embedded server or dials the configured cluster.
+func connect(ctx context.Context, cfg config, log *slog.Logger) (nc *nats.Conn, url string, stop func(), err error) {
+	opts := []nats.Option{
+		nats.Name("natsse"),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(500 * time.Millisecond),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("NATS disconnected", "err", err) }),
+		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("NATS reconnected", "url", c.ConnectedUrlRedacted()) }),
+	}
+	if cfg.embedded() {
+		srv, err := embedded.Start(ctx, embedded.Options{StoreDir: cfg.StoreDir, Listen: cfg.EmbeddedListen, Logger: log.With("component", "nats-server")})
+		if err != nil {
+			return nil, "", nil, fmt.Errorf("embedded NATS (NATSSE_EMBEDDED_LISTEN=%s, NATSSE_STORE_DIR=%s): %w", cfg.EmbeddedListen, cfg.StoreDir, err)
+		}
+		nc, err := srv.Connect(opts...)
+		if err != nil {
+			srv.Shutdown()
+			return nil, "", nil, err
+		}
+		return nc, srv.ClientURL(), func() { nc.Close(); srv.Shutdown() }, nil
+	}
+	opts = append(opts, nats.RetryOnFailedConnect(true))
+	opts = append(opts, natsAuth(cfg)...)
+	nc, err = nats.Connect(cfg.NATSURL, opts...)
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("NATS_URL: %w", err)
+	}
+	if !nc.IsConnected() {
+		log.Warn("NATS not reachable yet; retrying in the background", "url", cfg.NATSURL)
+	}
+	return nc, cfg.NATSURL, nc.Close, nil
+}
+
+// natsAuth maps the nats CLI's variables to connection options.
+func natsAuth(cfg config) []nats.Option {
+	var opts []nats.Option
+	if cfg.NATSCreds != "" {
+		opts = append(opts, nats.UserCredentials(cfg.NATSCreds))
+	}
+	if cfg.NATSNKey != "" {
+		if o, err := nats.NkeyOptionFromSeed(cfg.NATSNKey); err == nil {
+			opts = append(opts, o)
+		}
+	}
+	if cfg.NATSUser != "" {
+		opts = append(opts, nats.UserInfo(cfg.NATSUser, cfg.NATSPassword))
+	}
+	if cfg.NATSToken != "" {
+		opts = append(opts, nats.Token(cfg.NATSToken))
+	}
+	if cfg.NATSCA != "" {
+		opts = append(opts, nats.RootCAs(cfg.NATSCA))
+	}
+	if cfg.NATSCert != "" {
+		opts = append(opts, nats.ClientCert(cfg.NATSCert, cfg.NATSKey))
+	}
+	return opts
+}
+
+func serviceConfig(cfg config, log *slog.Logger) service.Config {
+	create := cfg.embedded()
+	if cfg.StreamCreate != nil {
+		create = *cfg.StreamCreate
+	}
+	return service.Config{
+		Stream: cfg.Stream, Subjects: cfg.Subjects, StreamCreate: create,
+		StreamSubjects: cfg.StreamSubjects, StreamMaxAge: cfg.StreamMaxAge,
+		StreamMaxBytes: int64(cfg.StreamMaxBytes), StreamReplicas: cfg.StreamReplicas,
+		BasePath: cfg.BasePath, Retry: cfg.Retry, Heartbeat: cfg.Heartbeat,
+		WriteTimeout: cfg.WriteTimeout, MaxStreamAge: cfg.MaxStreamAge,
+		RingEvents: cfg.RingEvents, RingBytes: int(cfg.RingBytes), QueueEvents: cfg.QueueEvents,
+		ReplayConcurrency: cfg.ReplayConcurrency, MaxStreams: cfg.MaxStreams,
+		MaxSubjects: cfg.MaxSubjects, MaxURLBytes: cfg.MaxURLBytes,
+		Logger: log,
+	}
+}
+
+// banner says where to connect, with examples to copy and paste.
+func banner(log *slog.Logger, cfg config, httpAddr, natsURL string) {
+	host := httpAddr
+	if h, p, err := net.SplitHostPort(httpAddr); err == nil && (h == "::" || h == "0.0.0.0" || h == "") {
+		host = net.JoinHostPort("localhost", p)
+	}
+	subscribe := fmt.Sprintf("curl -N http://%s%s/events/demo", host, cfg.BasePath)
+	attrs := []any{"http_addr", httpAddr, "subscribe", subscribe}
+	switch {
+	case !cfg.embedded():
+		attrs = append(attrs, "mode", "connected", "nats_url", natsURL, "publish", "nats pub events.demo hello")
+	case natsURL == "":
+		attrs = append(attrs, "mode", "embedded", "nats_url", "in-process only (NATSSE_EMBEDDED_LISTEN=-): no publishing from outside")
+	default:
+		pub := "nats pub events.demo hello"
+		if natsURL != "nats://127.0.0.1:4222" {
+			pub = "nats --server " + natsURL + " pub events.demo hello"
+		}
+		attrs = append(attrs, "mode", "embedded", "nats_url", natsURL, "publish", pub, "store_dir", cfg.StoreDir)
+	}
+	log.Info("natsse ready", attrs...)
+}
+

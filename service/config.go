@@ -1,0 +1,134 @@
+package service
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/natsse/natsse/subjects"
+)
+
+// Config is everything the service needs; cmd/natsse fills it from the
+// environment. Zero values mean the documented defaults (see WithDefaults).
+type Config struct {
+	// Stream is the JetStream stream served. Default "EVENTS".
+	Stream string
+	// Subjects is the subject space exposed over HTTP; empty means the
+	// stream's own subjects.
+	Subjects []string
+	// StreamCreate creates the stream when it is missing.
+	StreamCreate bool
+	// StreamSubjects, StreamMaxAge, StreamMaxBytes and StreamReplicas shape a
+	// stream natsse creates; an existing stream is never changed.
+	StreamSubjects []string
+	StreamMaxAge   time.Duration
+	StreamMaxBytes int64
+	StreamReplicas int
+	// StreamMaxConsumers caps consumers on a stream natsse creates, so that
+	// replays and named cursors never hit nats-server's default of 1,000.
+	StreamMaxConsumers int
+
+	// BasePath mounts everything under a prefix ("/sse-gw"); default empty.
+	BasePath string
+	// Retry is the reconnection delay sent as `retry:`. Default 2s.
+	Retry time.Duration
+	// Heartbeat bounds how long a stream stays silent. Default 15s.
+	Heartbeat time.Duration
+	// WriteTimeout cuts off a client that does not take a write within it:
+	// the way a client that stopped reading is detected. Default 15s.
+	WriteTimeout time.Duration
+	// MaxStreamAge closes streams after a jittered lifetime so clients
+	// rebalance over replicas; 0 is off.
+	MaxStreamAge time.Duration
+
+	// RingEvents and RingBytes bound the recent events kept in memory for
+	// resumes. Defaults 10,000 and 64 MiB.
+	RingEvents int
+	RingBytes  int
+	// QueueEvents bounds a connection's queue; a client further behind falls
+	// back to catching up from the ring or JetStream. Default 512.
+	QueueEvents int
+	// ReplayConcurrency bounds concurrent JetStream replays (each is one
+	// short-lived consumer); other resumes wait with their stream open.
+	// Default 16.
+	ReplayConcurrency int
+	// MaxStreams bounds open streams in total; beyond it, the soft refusal.
+	// Default: from the open-file limit.
+	MaxStreams int
+	// MaxSubjects bounds subjects in one request. Default 16.
+	MaxSubjects int
+	// MaxURLBytes bounds the request URI. Default 8 KiB.
+	MaxURLBytes int
+
+	Logger *slog.Logger
+}
+
+// WithDefaults returns c with zero values replaced by the defaults.
+func (c Config) WithDefaults() Config {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	defDur := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	if c.Stream == "" {
+		c.Stream = "EVENTS"
+	}
+	if len(c.StreamSubjects) == 0 {
+		c.StreamSubjects = []string{"events.>"}
+	}
+	defDur(&c.StreamMaxAge, 24*time.Hour)
+	if c.StreamMaxBytes == 0 {
+		c.StreamMaxBytes = 1 << 30
+	}
+	def(&c.StreamReplicas, 1)
+	def(&c.StreamMaxConsumers, 20_000)
+	defDur(&c.Retry, 2*time.Second)
+	defDur(&c.Heartbeat, 15*time.Second)
+	defDur(&c.WriteTimeout, 15*time.Second)
+	def(&c.RingEvents, 10_000)
+	def(&c.RingBytes, 64<<20)
+	def(&c.QueueEvents, 512)
+	def(&c.ReplayConcurrency, 16)
+	def(&c.MaxStreams, defaultMaxStreams())
+	def(&c.MaxSubjects, 16)
+	def(&c.MaxURLBytes, 8<<10)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	c.BasePath = strings.TrimRight(c.BasePath, "/")
+	return c
+}
+
+// Validate reports the first setting that cannot work, naming it.
+func (c Config) Validate() error {
+	var errs []error
+	for _, p := range append(append([]string(nil), c.Subjects...), c.StreamSubjects...) {
+		if err := subjects.ValidatePattern(p); err != nil {
+			errs = append(errs, fmt.Errorf("subject %q: %w", p, err))
+		}
+	}
+	positive := map[string]int{
+		"ring events": c.RingEvents, "ring bytes": c.RingBytes, "queue events": c.QueueEvents,
+		"replay concurrency": c.ReplayConcurrency, "max streams": c.MaxStreams,
+		"max subjects": c.MaxSubjects, "max URL bytes": c.MaxURLBytes,
+	}
+	for name, v := range positive {
+		if v < 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive, got %d", name, v))
+		}
+	}
+	if c.Heartbeat < 0 || c.Retry < 0 || c.WriteTimeout < 0 || c.MaxStreamAge < 0 {
+		errs = append(errs, errors.New("durations must not be negative"))
+	}
+	if c.BasePath != "" && !strings.HasPrefix(c.BasePath, "/") {
+		errs = append(errs, fmt.Errorf("base path %q must start with /", c.BasePath))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,179 @@
+package service
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/nats-io/nats.go"
+)
+
+// headerEvent is the NATS header whose value becomes the SSE event type.
+const headerEvent = "SSE-Event"
+
+// Event types natsse sends itself; a message cannot impersonate them.
+const (
+	eventReset   = "reset"
+	eventExpired = "expired"
+)
+
+// frame is one stored message, encoded once and shared by every connection
+// that receives it.
+type frame struct {
+	seq     uint64
+	subject string
+	sse     []byte // the event as SSE bytes, ready to write
+
+	// What the JSON envelope needs; encoded on first use only.
+	time     time.Time
+	header   nats.Header
+	data     []byte
+	envOnce  sync.Once
+	envelope []byte
+}
+
+func newFrame(seq uint64, subject string, t time.Time, header nats.Header, data []byte) *frame {
+	f := &frame{seq: seq, subject: subject, time: t, header: header, data: data}
+	f.sse = appendEvent(make([]byte, 0, eventSize(header, data)), seq, eventName(header), data)
+	return f
+}
+
+// bytes returns the frame as written for a connection that asked for the
+// envelope or not.
+func (f *frame) bytes(envelope bool) []byte {
+	if !envelope {
+		return f.sse
+	}
+	f.envOnce.Do(func() {
+		f.envelope = appendEvent(nil, f.seq, eventName(f.header), f.envelopeJSON())
+	})
+	return f.envelope
+}
+
+// size is what the frame costs the ring, roughly.
+func (f *frame) size() int {
+	return len(f.sse) + len(f.data) + len(f.subject) + 128
+}
+
+func eventName(h nats.Header) string {
+	if h == nil {
+		return ""
+	}
+	name := h.Get(headerEvent)
+	if name == eventReset || name == eventExpired {
+		return ""
+	}
+	return name
+}
+
+func eventSize(h nats.Header, data []byte) int {
+	return 32 + len(eventName(h)) + len(data) + 8*bytes.Count(data, []byte{'\n'})
+}
+
+// appendEvent appends one SSE event to dst. Payload lines are split on \r\n,
+// \n and \r; invalid UTF-8 becomes U+FFFD so the stream stays decodable; an
+// empty payload is a single empty data field.
+func appendEvent(dst []byte, seq uint64, event string, data []byte) []byte {
+	dst = append(dst, "id: "...)
+	dst = strconv.AppendUint(dst, seq, 10)
+	dst = append(dst, '\n')
+	if event != "" {
+		dst = append(dst, "event: "...)
+		dst = appendLine(dst, []byte(event), ' ')
+		dst = append(dst, '\n')
+	}
+	dst = appendData(dst, data)
+	return append(dst, '\n')
+}
+
+// appendData writes data: fields, one per payload line.
+func appendData(dst, data []byte) []byte {
+	for {
+		i := bytes.IndexAny(data, "\r\n")
+		if i < 0 {
+			dst = append(dst, "data: "...)
+			dst = appendValid(dst, data)
+			return append(dst, '\n')
+		}
+		dst = append(dst, "data: "...)
+		dst = appendValid(dst, data[:i])
+		dst = append(dst, '\n')
+		if data[i] == '\r' && i+1 < len(data) && data[i+1] == '\n' {
+			i++
+		}
+		data = data[i+1:]
+	}
+}
+
+// appendLine appends s with line breaks replaced, for one-line fields.
+func appendLine(dst, s []byte, replacement byte) []byte {
+	start := len(dst)
+	dst = appendValid(dst, s)
+	for i := start; i < len(dst); i++ {
+		if dst[i] == '\r' || dst[i] == '\n' {
+			dst[i] = replacement
+		}
+	}
+	return dst
+}
+
+// appendValid appends s, replacing each invalid UTF-8 sequence with U+FFFD.
+func appendValid(dst, s []byte) []byte {
+	if utf8.Valid(s) {
+		return append(dst, s...)
+	}
+	for len(s) > 0 {
+		r, n := utf8.DecodeRune(s)
+		if r == utf8.RuneError && n == 1 {
+			dst = utf8.AppendRune(dst, utf8.RuneError)
+		} else {
+			dst = append(dst, s[:n]...)
+		}
+		s = s[n:]
+	}
+	return dst
+}
+
+// envelope is the JSON form of ?envelope=json.
+type envelope struct {
+	Subject string              `json:"subject"`
+	Seq     uint64              `json:"seq"`
+	Time    time.Time           `json:"time"`
+	Headers map[string][]string `json:"headers"`
+	Data    json.RawMessage     `json:"data"`
+}
+
+func (f *frame) envelopeJSON() []byte {
+	env := envelope{Subject: f.subject, Seq: f.seq, Time: f.time.UTC(), Headers: map[string][]string(f.header)}
+	if env.Headers == nil {
+		env.Headers = map[string][]string{}
+	}
+	var compact bytes.Buffer
+	if json.Valid(f.data) && json.Compact(&compact, f.data) == nil {
+		env.Data = compact.Bytes()
+	} else {
+		s, _ := json.Marshal(string(appendValid(nil, f.data)))
+		env.Data = s
+	}
+	out, err := json.Marshal(env)
+	if err != nil { // only a header value with invalid UTF-8 gets here
+		env.Headers = map[string][]string{}
+		out, _ = json.Marshal(env)
+	}
+	return out
+}
+
+// resetEvent tells a client that its position is gone; id moves its cursor
+// to a valid place so that a reconnect does not repeat the reset.
+func resetEvent(id, requested, first uint64) []byte {
+	b := []byte("id: ")
+	b = strconv.AppendUint(b, id, 10)
+	b = append(b, "\nevent: reset\ndata: {\"requested\":"...)
+	b = strconv.AppendUint(b, requested, 10)
+	b = append(b, ",\"first\":"...)
+	b = strconv.AppendUint(b, first, 10)
+	return append(b, "}\n\n"...)
+}

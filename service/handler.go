@@ -1,0 +1,168 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// ServeHTTP routes by exact path: a few reserved paths, every other path is
+// a subject. No path is cleaned or redirected (CONTRACT §2).
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if len(r.RequestURI) > s.cfg.MaxURLBytes {
+		s.refuse(w, newProblem(http.StatusBadRequest, "the URL is %d bytes; at most %d (NATSSE_MAX_URL_BYTES): request fewer subjects", len(r.RequestURI), s.cfg.MaxURLBytes))
+		return
+	}
+	path, ok := s.stripBase(r.URL.EscapedPath())
+	if !ok {
+		s.refuse(w, newProblem(http.StatusNotFound, "nothing is served outside %s/", s.cfg.BasePath))
+		return
+	}
+	switch path {
+	case "/healthz":
+		s.plain(w, r, http.StatusOK, "ok")
+	case "/readyz":
+		ready, why := s.Ready()
+		status := http.StatusOK
+		if !ready {
+			status = http.StatusServiceUnavailable
+		}
+		s.plain(w, r, status, why)
+	case "/metrics":
+		promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+	case "/":
+		s.plain(w, r, http.StatusOK, "natsse: GET /events/<subject tokens separated by /> streams JetStream messages as Server-Sent Events")
+	default:
+		s.subscribe(w, r, path)
+	}
+}
+
+func (s *Server) stripBase(path string) (string, bool) {
+	if s.cfg.BasePath == "" {
+		return path, true
+	}
+	rest, ok := strings.CutPrefix(path, s.cfg.BasePath)
+	if !ok || (rest != "" && rest[0] != '/') {
+		return "", false
+	}
+	if rest == "" {
+		rest = "/"
+	}
+	return rest, true
+}
+
+func (s *Server) plain(w http.ResponseWriter, r *http.Request, status int, body string) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		s.refuse(w, newProblem(http.StatusMethodNotAllowed, "%s is not supported here: use GET", r.Method))
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(body + "\n"))
+}
+
+func (s *Server) refuse(w http.ResponseWriter, p *problem) {
+	if p.Status == http.StatusMethodNotAllowed {
+		w.Header().Set("Allow", "GET")
+	}
+	s.metrics.requests.WithLabelValues(http.StatusText(p.Status)).Inc()
+	writeProblem(w, p)
+}
+
+// subscribe checks a stream request in the order of CONTRACT §2 (400, 401,
+// 404, 403), then serves the stream.
+func (s *Server) subscribe(w http.ResponseWriter, r *http.Request, path string) {
+	if r.Method != http.MethodGet {
+		s.refuse(w, newProblem(http.StatusMethodNotAllowed, "%s cannot open a stream: use GET (EventSource does)", r.Method))
+		return
+	}
+	req, p := s.parseRequest(r, path)
+	if p == nil {
+		p = s.authorize(r, req)
+	}
+	if p != nil {
+		s.refuse(w, p)
+		return
+	}
+	st := s.hub.state.Load()
+	if st == nil {
+		// Until the stream is found, whether a subject is served is unknown.
+		s.softRefusal(w, r)
+		return
+	}
+	for _, pattern := range req.patterns {
+		if !st.servesPattern(pattern) {
+			s.refuse(w, newProblem(http.StatusNotFound, "subject %q is not served; served subjects: %s", pattern, strings.Join(st.served, ", ")))
+			return
+		}
+	}
+	sub := newSubscriber(req.patterns, req.envelope, s.cfg.QueueEvents, r.RemoteAddr)
+	if !s.register(sub) {
+		s.softRefusal(w, r)
+		return
+	}
+	defer s.unregister(sub)
+	s.serveStream(w, r, req, sub)
+}
+
+// authorize is the one place where a request's credentials are checked
+// against its subjects. Anonymous access is all there is for now.
+func (s *Server) authorize(*http.Request, request) *problem { return nil }
+
+// softRefusal opens the stream and closes it at once with a jittered retry,
+// so EventSource comes back later (perhaps to another replica) instead of
+// giving up as it does on any status but 200.
+func (s *Server) softRefusal(w http.ResponseWriter, r *http.Request) {
+	s.metrics.requests.WithLabelValues("soft_refusal").Inc()
+	setStreamHeaders(w, r)
+	w.WriteHeader(http.StatusOK)
+	jitter := time.Duration(rand.Int64N(int64(s.cfg.Retry) + 1))
+	_, _ = w.Write(retryLine(s.cfg.Retry + jitter))
+}
+
+func setStreamHeaders(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream; charset=utf-8")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	if r.ProtoMajor == 1 {
+		h.Set("Connection", "keep-alive")
+	}
+}
+
+// serveStream sends the headers and the retry line at once, then events
+// until the client leaves or the server ends the stream.
+func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, req request, sub *subscriber) {
+	s.metrics.requests.WithLabelValues("stream").Inc()
+	st := &stream{srv: s, w: w, rc: http.NewResponseController(w), sub: sub, since: req.since}
+	live := false
+	switch {
+	case req.hasPosition:
+		st.pos = req.position
+		st.check = !s.hub.covers(req.position)
+	case req.since == nil:
+		// Subscribe before the headers go out: a message published the
+		// moment they arrive is delivered.
+		st.pos, live = s.hub.attachLive(sub)
+	}
+	if s.cfg.MaxStreamAge > 0 {
+		age := s.cfg.MaxStreamAge
+		t := time.AfterFunc(age-age/5+time.Duration(rand.Int64N(int64(age/5)*2+1)), sub.close)
+		defer t.Stop()
+	}
+	setStreamHeaders(w, r)
+	w.WriteHeader(http.StatusOK)
+	if err := st.writeRaw(retryLine(s.cfg.Retry)); err != nil {
+		return
+	}
+	err := st.run(r.Context(), live)
+	if err != nil && !errors.Is(err, errStopped) && !errors.Is(err, context.Canceled) && s.log.Enabled(r.Context(), -4) {
+		s.log.Debug("stream ended", "sub", sub, "pos", st.pos, "err", err)
+	}
+}

@@ -1,0 +1,379 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/natsse/natsse/subjects"
+)
+
+// hub is the process's one upstream: an ordered consumer on the served
+// subjects whose messages are encoded once, kept in the ring and dispatched
+// through the subject index to the live subscribers.
+type hub struct {
+	cfg     Config
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	log     *slog.Logger
+	metrics *metrics
+
+	mu       sync.Mutex
+	ring     *ring
+	index    *subjects.Index[*subscriber]
+	overflow []*subscriber // scratch for dispatch
+
+	state atomic.Pointer[streamState] // nil until the stream was found
+	ready atomic.Bool                 // stream reachable right now
+
+	tickMu sync.Mutex
+	tick   chan struct{} // closed and replaced every heartbeat tick
+
+	replaySlots chan struct{}
+	started     chan struct{} // closed once the stream was found
+}
+
+// streamState is what the hub learned of the stream when it started.
+type streamState struct {
+	subjects []string // the stream's subjects
+	served   []string // what HTTP may ask for
+	filters  []string // upstream and replay filters (no overlaps; nil: all)
+}
+
+func newHub(cfg Config, nc *nats.Conn, m *metrics) (*hub, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("service: jetstream: %w", err)
+	}
+	return &hub{
+		cfg: cfg, nc: nc, js: js, log: cfg.Logger, metrics: m,
+		index:       subjects.NewIndex[*subscriber](),
+		tick:        make(chan struct{}),
+		replaySlots: make(chan struct{}, cfg.ReplayConcurrency),
+		started:     make(chan struct{}),
+	}, nil
+}
+
+// run finds (or creates) the stream, consumes it until ctx ends, and keeps
+// readiness current. It returns when ctx is done.
+func (h *hub) run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Go(func() { h.heartbeats(ctx) })
+	defer wg.Wait()
+
+	var cc jetstream.ConsumeContext
+	for backoff := time.Duration(0); ; backoff = min(max(2*backoff, 250*time.Millisecond), 5*time.Second) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		var err error
+		cc, err = h.start(ctx)
+		if err == nil {
+			break
+		}
+		h.log.Warn("waiting for the stream", "stream", h.cfg.Stream, "err", err)
+	}
+	defer cc.Stop()
+	h.watch(ctx)
+}
+
+// start looks up the stream and begins the upstream consumer at its end.
+func (h *hub) start(ctx context.Context) (jetstream.ConsumeContext, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	stream, err := h.stream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	info := stream.CachedInfo()
+	st := newStreamState(info.Config.Subjects, h.cfg.Subjects)
+	last := info.State.LastSeq
+
+	h.mu.Lock()
+	h.ring = newRing(h.cfg.RingEvents, h.cfg.RingBytes, last)
+	h.mu.Unlock()
+
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: st.filters,
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    last + 1,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("upstream consumer: %w", err)
+	}
+	cc, err := cons.Consume(h.onMessage, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		h.log.Debug("upstream", "err", err)
+	}))
+	if err != nil {
+		return nil, fmt.Errorf("upstream consume: %w", err)
+	}
+	h.state.Store(st)
+	h.ready.Store(true)
+	close(h.started)
+	h.log.Info("serving stream", "stream", h.cfg.Stream, "subjects", st.served, "last_seq", last)
+	return cc, nil
+}
+
+// stream returns the stream, creating it when configured to.
+func (h *hub) stream(ctx context.Context) (jetstream.Stream, error) {
+	stream, err := h.js.Stream(ctx, h.cfg.Stream)
+	if err == nil || !errors.Is(err, jetstream.ErrStreamNotFound) || !h.cfg.StreamCreate {
+		return stream, err
+	}
+	stream, err = h.js.CreateStream(ctx, jetstream.StreamConfig{
+		Name:         h.cfg.Stream,
+		Subjects:     h.cfg.StreamSubjects,
+		Storage:      jetstream.FileStorage,
+		MaxAge:       h.cfg.StreamMaxAge,
+		MaxBytes:     h.cfg.StreamMaxBytes,
+		Replicas:     h.cfg.StreamReplicas,
+		MaxConsumers: h.cfg.StreamMaxConsumers,
+	})
+	if err == nil {
+		h.log.Info("created stream", "stream", h.cfg.Stream, "subjects", h.cfg.StreamSubjects)
+	}
+	return stream, err
+}
+
+// watch keeps readiness current: NATS connected and the stream there.
+func (h *hub) watch(ctx context.Context) {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		ok := h.nc.IsConnected()
+		if ok {
+			c, cancel := context.WithTimeout(ctx, 2*time.Second)
+			_, err := h.js.Stream(c, h.cfg.Stream)
+			cancel()
+			ok = err == nil
+			if !ok && h.ready.Load() {
+				h.log.Warn("stream unreachable", "stream", h.cfg.Stream, "err", err)
+			}
+		}
+		if ok && !h.ready.Load() {
+			h.log.Info("stream reachable again", "stream", h.cfg.Stream)
+		}
+		h.ready.Store(ok)
+	}
+}
+
+// isReady says whether NATS and the stream are reachable.
+func (h *hub) isReady() bool { return h.ready.Load() && h.nc.IsConnected() }
+
+func newStreamState(streamSubjects, configured []string) *streamState {
+	st := &streamState{subjects: streamSubjects, served: configured}
+	if len(st.served) == 0 {
+		st.served = streamSubjects
+	}
+	st.filters = filtersFor(st.served)
+	return st
+}
+
+// filtersFor drops patterns inside others; JetStream refuses overlapping
+// filter subjects, so when overlaps remain the answer is nil (no filter) and
+// the caller matches each message itself.
+func filtersFor(patterns []string) []string {
+	var out []string
+	for i, p := range patterns {
+		inside := false
+		for j, q := range patterns {
+			if i != j && subjects.Inside(p, q) && (!subjects.Inside(q, p) || j < i) {
+				inside = true
+				break
+			}
+		}
+		if !inside {
+			out = append(out, p)
+		}
+	}
+	for i := range out {
+		for j := i + 1; j < len(out); j++ {
+			if subjects.Overlap(out[i], out[j]) {
+				return nil
+			}
+		}
+	}
+	return out
+}
+
+// served reports whether pattern lies inside the served subjects and the
+// stream's subjects.
+func (st *streamState) servesPattern(pattern string) bool {
+	return insideAny(pattern, st.served) && insideAny(pattern, st.subjects)
+}
+
+func insideAny(pattern string, outer []string) bool {
+	return slices.ContainsFunc(outer, func(o string) bool { return subjects.Inside(pattern, o) })
+}
+
+func matchesAny(patterns []string, subject string) bool {
+	for _, p := range patterns {
+		if subjects.Match(p, subject) {
+			return true
+		}
+	}
+	return false
+}
+
+// onMessage encodes one upstream message and hands it to every live
+// subscriber whose filters match. It never blocks on a subscriber.
+func (h *hub) onMessage(m jetstream.Msg) {
+	meta, err := m.Metadata()
+	if err != nil {
+		return
+	}
+	st := h.state.Load()
+	if st == nil || (st.filters == nil && !matchesAny(st.served, m.Subject())) {
+		return
+	}
+	f := newFrame(meta.Sequence.Stream, m.Subject(), meta.Timestamp, m.Headers(), m.Data())
+	h.metrics.upstream.Inc()
+
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if f.seq <= h.ring.head {
+		// The stream went back: it was recreated. Memory can't serve the old
+		// positions; clients resume through JetStream.
+		h.log.Warn("stream sequence went back; was the stream recreated?", "seq", f.seq, "head", h.ring.head)
+		h.ring.reset(f.seq - 1)
+	}
+	h.ring.push(f)
+	h.index.Match(f.subject, func(s *subscriber) {
+		if f.seq <= s.last {
+			return
+		}
+		s.last = f.seq
+		if !s.push(f) {
+			h.overflow = append(h.overflow, s)
+		}
+	})
+	for _, s := range h.overflow {
+		h.detachLocked(s)
+		h.metrics.detached.Inc()
+	}
+	clear(h.overflow)
+	h.overflow = h.overflow[:0]
+}
+
+// catchUp appends to dst the frames after pos that s wants, scanning at most
+// budget frames of the ring. When the scan reaches the head, s joins the live
+// set (under the same lock, so nothing falls between) and attached is true.
+// ok is false when the ring no longer covers pos.
+func (h *hub) catchUp(s *subscriber, pos uint64, dst []*frame, budget int) (frames []*frame, next uint64, attached, ok bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r := h.ring
+	if r == nil || !r.covers(pos) {
+		return dst, pos, false, false
+	}
+	next = pos
+	for i := r.after(pos); i < r.n; i++ {
+		if budget == 0 {
+			return dst, next, false, true
+		}
+		budget--
+		f := r.at(i)
+		if matchesAny(s.patterns, f.subject) {
+			dst = append(dst, f)
+		}
+		next = f.seq
+	}
+	next = max(next, r.head, pos)
+	s.last = next
+	s.attached = true
+	for _, p := range s.patterns {
+		h.index.Insert(p, s)
+	}
+	return dst, next, true, true
+}
+
+// head is the last sequence the hub has seen: the stream's last sequence is
+// at least this.
+func (h *hub) head() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.ring == nil {
+		return 0
+	}
+	return h.ring.head
+}
+
+// detach removes s from the live set; it is safe to call more than once.
+func (h *hub) detach(s *subscriber) {
+	h.mu.Lock()
+	h.detachLocked(s)
+	h.mu.Unlock()
+}
+
+func (h *hub) detachLocked(s *subscriber) {
+	if !s.attached {
+		return
+	}
+	s.attached = false
+	for _, p := range s.patterns {
+		h.index.Remove(p, s)
+	}
+}
+
+// heartbeat returns a channel that closes at the next heartbeat tick. One
+// ticker serves every connection; ticking at a third of the interval keeps
+// every stream's silence under it.
+func (h *hub) heartbeat() <-chan struct{} {
+	h.tickMu.Lock()
+	defer h.tickMu.Unlock()
+	return h.tick
+}
+
+func (h *hub) heartbeats(ctx context.Context) {
+	t := time.NewTicker(h.cfg.Heartbeat / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			h.tickMu.Lock()
+			close(h.tick)
+			h.tick = make(chan struct{})
+			h.tickMu.Unlock()
+		}
+	}
+}
+
+// attachLive adds s to the live set at the head: it gets every message the
+// hub sees from now on. ok is false before the hub has found the stream.
+func (h *hub) attachLive(s *subscriber) (pos uint64, ok bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.ring == nil {
+		return 0, false
+	}
+	s.last = h.ring.head
+	s.attached = true
+	for _, p := range s.patterns {
+		h.index.Insert(p, s)
+	}
+	return h.ring.head, true
+}
+
+// covers says whether a resume from pos can start from memory alone.
+func (h *hub) covers(pos uint64) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.ring != nil && h.ring.covers(pos) && pos <= h.ring.head
+}

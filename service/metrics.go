@@ -1,0 +1,47 @@
+package service
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics are natsse's Prometheus series, on a registry of their own.
+type metrics struct {
+	registry  *prometheus.Registry
+	delivered prometheus.Counter
+	upstream  prometheus.Counter
+	detached  prometheus.Counter
+	replays   prometheus.Counter
+	resets    prometheus.Counter
+	requests  *prometheus.CounterVec
+}
+
+func newMetrics(s *Server) *metrics {
+	counter := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: "natsse", Name: name, Help: help})
+	}
+	m := &metrics{
+		registry:  prometheus.NewRegistry(),
+		delivered: counter("events_delivered_total", "Events written to clients."),
+		upstream:  counter("upstream_events_total", "Messages received from the stream's upstream consumer."),
+		detached:  counter("slow_client_fallbacks_total", "Times a client fell too far behind to stay live and went back to catching up."),
+		replays:   counter("replays_total", "Catch-ups that needed a JetStream consumer because the ring no longer held the position."),
+		resets:    counter("resets_total", "reset events sent because a requested position was gone."),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "natsse", Name: "stream_requests_total",
+			Help: "Stream requests by outcome: stream, soft_refusal, or the HTTP status of a refusal."}, []string{"outcome"}),
+	}
+	m.registry.MustRegister(m.delivered, m.upstream, m.detached, m.replays, m.resets, m.requests,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "natsse", Name: "streams_open", Help: "Open SSE streams."},
+			func() float64 { return float64(s.open.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "natsse", Name: "ready", Help: "1 while /readyz answers 200."},
+			func() float64 {
+				if ok, _ := s.Ready(); ok {
+					return 1
+				}
+				return 0
+			}),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return m
+}

@@ -1,0 +1,199 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// errStopped ends a stream on purpose (shutdown, stream age), after a flush.
+var errStopped = errors.New("service: stream stopped")
+
+// ringBudget bounds the ring frames scanned per lock hold, so a resuming
+// client never stalls dispatch for long.
+const ringBudget = 1024
+
+// stream is one open SSE response: the connection's only goroutine writes
+// to it, so writes need no lock.
+type stream struct {
+	srv   *Server
+	w     http.ResponseWriter
+	rc    *http.ResponseController
+	sub   *subscriber
+	pos   uint64 // every wanted message up to pos has been written
+	check bool       // pos came from the client: compare it with the stream first
+	since *time.Time // start from a time instead of pos
+	wrote bool   // something was written since the last heartbeat tick
+	spare []*frame
+}
+
+// writeFrames writes frames after pos in one go and flushes once.
+func (st *stream) writeFrames(frames []*frame) error {
+	if len(frames) == 0 {
+		return nil
+	}
+	st.deadline()
+	for _, f := range frames {
+		if f.seq <= st.pos {
+			continue
+		}
+		if _, err := st.w.Write(f.bytes(st.sub.envelope)); err != nil {
+			return err
+		}
+		st.pos = f.seq
+		st.srv.metrics.delivered.Inc()
+	}
+	return st.flush()
+}
+
+// writeRaw writes natsse's own lines (retry, reset, heartbeat).
+func (st *stream) writeRaw(b []byte) error {
+	st.deadline()
+	if _, err := st.w.Write(b); err != nil {
+		return err
+	}
+	return st.flush()
+}
+
+func (st *stream) flush() error {
+	st.wrote = true
+	return st.rc.Flush()
+}
+
+func (st *stream) deadline() {
+	_ = st.rc.SetWriteDeadline(time.Now().Add(st.srv.cfg.WriteTimeout))
+}
+
+func (st *stream) heartbeat() error {
+	if st.wrote {
+		st.wrote = false
+		return nil
+	}
+	err := st.writeRaw([]byte(":\n\n"))
+	st.wrote = false
+	return err
+}
+
+func retryLine(d time.Duration) []byte {
+	return []byte("retry: " + strconv.FormatInt(d.Milliseconds(), 10) + "\n\n")
+}
+
+// run serves the stream until the client leaves or the server ends it:
+// catch up (ring, else JetStream), go live, and catch up again whenever the
+// client fell too far behind to stay live.
+func (st *stream) run(ctx context.Context, live bool) error {
+	defer st.srv.hub.detach(st.sub)
+	for {
+		if !live {
+			if err := st.catchUp(ctx); err != nil {
+				return err
+			}
+		}
+		live = false
+		if err := st.live(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// catchUp writes everything after pos until the subscriber is live.
+func (st *stream) catchUp(ctx context.Context) error {
+	if st.check {
+		if err := st.retry(ctx, st.checkPosition); err != nil {
+			return err
+		}
+	}
+	for {
+		if err := st.stopped(ctx); err != nil {
+			return err
+		}
+		var frames []*frame
+		var next uint64
+		attached, ok := false, false
+		if st.since == nil {
+			frames, next, attached, ok = st.srv.hub.catchUp(st.sub, st.pos, st.spare[:0], ringBudget)
+		}
+		if !ok {
+			if err := st.replay(ctx); err != nil {
+				return err
+			}
+			continue
+		}
+		err := st.writeFrames(frames)
+		clear(frames)
+		st.spare = frames[:0]
+		if err != nil {
+			return err
+		}
+		st.pos = max(st.pos, next)
+		if attached {
+			return nil
+		}
+	}
+}
+
+// live writes what the hub queues until the client fell behind (nil: catch
+// up again) or the stream ends.
+func (st *stream) live(ctx context.Context) error {
+	for {
+		select {
+		case <-st.sub.wake:
+			frames, detached := st.sub.take(st.spare)
+			err := st.writeFrames(frames)
+			clear(frames)
+			st.spare = frames[:0]
+			if err != nil {
+				return err
+			}
+			if detached {
+				return nil
+			}
+		case <-st.srv.hub.heartbeat():
+			if err := st.heartbeat(); err != nil {
+				return err
+			}
+		case <-st.sub.stop:
+			frames, _ := st.sub.take(nil)
+			if err := st.writeFrames(frames); err != nil {
+				return err
+			}
+			return errStopped
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// stopped reports why the stream must end, if it must.
+func (st *stream) stopped(ctx context.Context) error {
+	select {
+	case <-st.sub.stop:
+		return errStopped
+	case <-ctx.Done():
+		return ctx.Err()
+	default:
+		return nil
+	}
+}
+
+// wait pauses for d while keeping the stream alive with heartbeats.
+func (st *stream) wait(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			return nil
+		case <-st.srv.hub.heartbeat():
+			if err := st.heartbeat(); err != nil {
+				return err
+			}
+		case <-st.sub.stop:
+			return errStopped
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
