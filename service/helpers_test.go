@@ -1,11 +1,14 @@
 package service_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -56,7 +59,12 @@ func startNATS(t *testing.T) *embedded.Server {
 func start(t *testing.T, cfg service.Config) *env {
 	t.Helper()
 	ns := startNATS(t)
-	nc, err := ns.Connect()
+	nc, err := ns.Connect(
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			fmt.Fprintf(os.Stderr, "NATS async error: %v\n", err)
+		}),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { fmt.Fprintf(os.Stderr, "NATS disconnected: %v\n", err) }),
+	)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,21 +121,35 @@ func (e *env) publish(subject, data string) uint64 {
 // publishMany stores n messages asynchronously and waits for every ack.
 func (e *env) publishMany(n int, subject func(i int) string, data func(i int) string) {
 	e.t.Helper()
-	for i := range n {
-		if _, err := e.js.PublishAsync(subject(i), []byte(data(i))); err != nil {
-			e.t.Fatalf("publish %d: %v", i, err)
+	if err := publishChunked(e.js, n, subject, data); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// publishChunked publishes asynchronously in chunks, waiting for each
+// chunk's acks, so a slow machine never stalls the publisher.
+func publishChunked(js jetstream.JetStream, n int, subject func(i int) string, data func(i int) string) error {
+	const chunk = 500
+	for i := 0; i < n; i += chunk {
+		for j := i; j < min(i+chunk, n); j++ {
+			if _, err := js.PublishAsync(subject(j), []byte(data(j))); err != nil {
+				return fmt.Errorf("publish %d: %w", j, err)
+			}
+		}
+		select {
+		case <-js.PublishAsyncComplete():
+		case <-time.After(60 * time.Second):
+			return fmt.Errorf("%d publishes not acknowledged in 60s", js.PublishAsyncPending())
 		}
 	}
-	select {
-	case <-e.js.PublishAsyncComplete():
-	case <-time.After(60 * time.Second):
-		e.t.Fatalf("%d publishes not acknowledged in 60s", e.js.PublishAsyncPending())
-	}
+	return nil
 }
 
 // client is one open SSE stream.
 type client struct {
 	t      *testing.T
+	e      *env
+	last   string // id of the last event read
 	resp   *http.Response
 	r      *ssetest.Reader
 	cancel context.CancelFunc
@@ -138,13 +160,13 @@ type client struct {
 // hanging.
 func (e *env) open(path string, header http.Header) *client {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	resp, r, err := ssetest.Dial(ctx, e.url+path, header)
 	if err != nil {
 		cancel()
 		e.t.Fatal(err)
 	}
-	c := &client{t: e.t, resp: resp, r: r, cancel: cancel}
+	c := &client{t: e.t, e: e, resp: resp, r: r, cancel: cancel}
 	e.t.Cleanup(c.close)
 	if resp.StatusCode != http.StatusOK {
 		e.t.Fatalf("GET %s: status %d, want 200", path, resp.StatusCode)
@@ -164,9 +186,11 @@ func (c *client) next() ssetest.Event {
 	for {
 		ev, err := c.r.Next()
 		if err != nil {
-			c.t.Fatalf("reading the stream: %v", err)
+			c.t.Fatalf("reading the stream after id %q: %v (natsse saw %v upstream events, %v open streams)", c.last, err,
+				c.e.metric("natsse_upstream_events_total"), c.e.metric("natsse_streams_open"))
 		}
 		if ev.HasData || ev.HasID {
+			c.last = ev.ID
 			return ev
 		}
 	}
@@ -192,3 +216,65 @@ func header(kv ...string) http.Header {
 }
 
 func seqPayload(i int) string { return fmt.Sprintf("m%d", i) }
+
+// metric reads one unlabelled series from /metrics.
+func (e *env) metric(name string) float64 {
+	e.t.Helper()
+	resp, err := http.Get(e.url + "/metrics")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				e.t.Fatalf("metric %s: %v", name, err)
+			}
+			return f
+		}
+	}
+	e.t.Fatalf("metric %s not found", name)
+	return 0
+}
+
+// waitFor polls cond until it holds; for conditions with no event to await.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// publishMsg stores m, headers included, and returns its stream sequence.
+func (e *env) publishMsg(m *nats.Msg) uint64 {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ack, err := e.js.PublishMsg(ctx, m)
+	if err != nil {
+		e.t.Fatalf("publish %s: %v", m.Subject, err)
+	}
+	return ack.Sequence
+}
+
+// storedTime returns the time JetStream stored message seq at.
+func (e *env) storedTime(seq uint64) time.Time {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := e.js.Stream(ctx, "EVENTS")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	m, err := s.GetMsg(ctx, seq)
+	if err != nil {
+		e.t.Fatalf("get message %d: %v", seq, err)
+	}
+	return m.Time
+}

@@ -22,10 +22,10 @@ type stream struct {
 	w     http.ResponseWriter
 	rc    *http.ResponseController
 	sub   *subscriber
-	pos   uint64 // every wanted message up to pos has been written
+	pos   uint64     // every wanted message up to pos has been written
 	check bool       // pos came from the client: compare it with the stream first
 	since *time.Time // start from a time instead of pos
-	wrote bool   // something was written since the last heartbeat tick
+	wrote bool       // something was written since the last heartbeat tick
 	spare []*frame
 }
 
