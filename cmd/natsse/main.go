@@ -230,4 +230,3 @@ func banner(log *slog.Logger, cfg config, httpAddr, natsURL string) {
 	}
 	log.Info("natsse ready", attrs...)
 }
-
