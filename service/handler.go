@@ -140,12 +140,13 @@ func setStreamHeaders(w http.ResponseWriter, r *http.Request) {
 // until the client leaves or the server ends the stream.
 func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, req request, sub *subscriber) {
 	s.metrics.requests.WithLabelValues("stream").Inc()
-	st := &stream{srv: s, w: w, rc: http.NewResponseController(w), sub: sub, since: req.since}
+	st := &stream{srv: s, w: w, rc: http.NewResponseController(w), sub: sub, since: req.since, began: time.Now()}
 	live := false
 	switch {
 	case req.hasPosition:
-		st.pos = req.position
-		st.check = !s.hub.covers(req.position)
+		// Even a position the ring holds may have been purged from the
+		// stream: it is compared with the stream's bounds first.
+		st.pos, st.check = req.position, true
 	case req.since == nil:
 		// Subscribe before the headers go out: a message published the
 		// moment they arrive is delivered.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -59,12 +58,7 @@ func startNATS(t *testing.T) *embedded.Server {
 func start(t *testing.T, cfg service.Config) *env {
 	t.Helper()
 	ns := startNATS(t)
-	nc, err := ns.Connect(
-		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
-			fmt.Fprintf(os.Stderr, "NATS async error: %v\n", err)
-		}),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { fmt.Fprintf(os.Stderr, "NATS disconnected: %v\n", err) }),
-	)
+	nc, err := ns.Connect()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,7 +38,11 @@ type hub struct {
 	tick   chan struct{} // closed and replaced every heartbeat tick
 
 	replaySlots chan struct{}
-	started     chan struct{} // closed once the stream was found
+
+	boundsMu       sync.Mutex
+	boundsInflight *boundsCall
+
+	started chan struct{} // closed once the stream was found
 }
 
 // streamState is what the hub learned of the stream when it started.
@@ -369,11 +373,4 @@ func (h *hub) attachLive(s *subscriber) (pos uint64, ok bool) {
 		h.index.Insert(p, s)
 	}
 	return h.ring.head, true
-}
-
-// covers says whether a resume from pos can start from memory alone.
-func (h *hub) covers(pos uint64) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.ring != nil && h.ring.covers(pos) && pos <= h.ring.head
 }

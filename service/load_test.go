@@ -16,10 +16,10 @@ import (
 // publishInBackground publishes n messages while the test reads; the
 // returned function waits for them and reports the first error. On an
 // error it cuts the reading client off, so the test fails at once.
-func (e *env) publishInBackground(c *client, n int, subject string, from int) func() error {
+func (e *env) publishInBackground(c *client, n int, subject string, data func(i int) string) func() error {
 	errc := make(chan error, 1)
 	go func() {
-		err := publishChunked(e.js, n, func(int) string { return subject }, func(i int) string { return seqPayload(from + i) })
+		err := publishChunked(e.js, n, func(int) string { return subject }, data)
 		if err != nil {
 			c.cancel()
 		}
@@ -54,7 +54,7 @@ func TestResumeUnderLoad(t *testing.T) {
 				e.purge(tc.purgeTo)
 			}
 			c := e.open("/events/load", header("Last-Event-ID", "100"))
-			wait := e.publishInBackground(c, concurrent, "events.load", stored+1)
+			wait := e.publishInBackground(c, concurrent, "events.load", func(i int) string { return seqPayload(stored + 1 + i) })
 			if tc.purgeTo > 0 {
 				ev := c.next()
 				want := fmt.Sprintf(`{"requested":100,"first":%d}`, tc.purgeTo)

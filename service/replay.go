@@ -196,16 +196,9 @@ func (st *stream) deleteConsumer(cons jetstream.Consumer) {
 // and last sequence, and sends a reset when the position is gone (CONTRACT
 // §4): it moves pos to where the client can continue.
 func (st *stream) checkPosition(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	s, err := st.srv.hub.js.Stream(ctx, st.srv.cfg.Stream)
+	first, last, err := st.srv.hub.bounds(ctx, st.began)
 	if err != nil {
 		return err
-	}
-	state := s.CachedInfo().State
-	first, last := state.FirstSeq, state.LastSeq
-	if state.Msgs == 0 {
-		first = last + 1
 	}
 	st.check = false
 	requested := st.pos

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"errors"
 	"net/http"
 	"slices"
 	"strconv"
@@ -92,8 +93,11 @@ func parseSince(v string, now time.Time) (time.Time, error) {
 		return t, nil
 	}
 	d, err := time.ParseDuration(v)
-	if err != nil || d < 0 {
+	if err != nil {
 		return time.Time{}, err
+	}
+	if d < 0 {
+		return time.Time{}, errors.New("negative duration")
 	}
 	return now.Add(-d), nil
 }

@@ -25,6 +25,7 @@ type stream struct {
 	pos   uint64     // every wanted message up to pos has been written
 	check bool       // pos came from the client: compare it with the stream first
 	since *time.Time // start from a time instead of pos
+	began time.Time  // when the request arrived
 	wrote bool       // something was written since the last heartbeat tick
 	spare []*frame
 }

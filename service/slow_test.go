@@ -1,0 +1,95 @@
+package service_test
+
+import (
+	"fmt"
+	"net"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/natsse/natsse/service"
+)
+
+// openStalled opens a stream from a client that never reads, with a tiny
+// receive buffer so the server's writes block soon.
+func (e *env) openStalled(path string) net.Conn {
+	e.t.Helper()
+	conn, err := net.Dial("tcp", e.http.Listener.Addr().String())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { _ = conn.Close() })
+	if err := conn.(*net.TCPConn).SetReadBuffer(4 << 10); err != nil {
+		e.t.Fatal(err)
+	}
+	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: natsse\r\n\r\n", path)
+	return conn
+}
+
+// TestStalledClientDoesNotHoldUpOthers: while a client that never reads is
+// still connected, a reading client on the same subject gets every event,
+// and the memory natsse holds stays bounded by the ring and the queues, far
+// below what was published.
+func TestStalledClientDoesNotHoldUpOthers(t *testing.T) {
+	const events, size = 4_000, 16 << 10 // 62.5 MiB in all
+	defer func(rate int) { runtime.MemProfileRate = rate }(runtime.MemProfileRate)
+	runtime.MemProfileRate = 1 << 10
+
+	e := start(t, service.Config{WriteTimeout: time.Minute, QueueEvents: 64, RingEvents: 1_000, RingBytes: 4 << 20})
+	e.openStalled("/events/big")
+	fast := e.open("/events/big", nil)
+	waitFor(t, "both streams to open", func() bool { return e.metric("natsse_streams_open") == 2 })
+
+	payload := strings.Repeat("x", size)
+	wait := e.publishInBackground(fast, events, "events.big", func(int) string { return payload })
+	fast.expectSeqs(1, events)
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	held := natsseHeap()
+	if open := e.metric("natsse_streams_open"); open != 2 {
+		t.Fatalf("%v streams open, want the stalled one still open while memory is measured", open)
+	}
+	t.Logf("natsse holds %d KiB after %d MiB went to a client that never reads", held>>10, events*size>>20)
+	if limit := int64(16 << 20); held > limit {
+		t.Errorf("natsse holds %d MiB, want at most %d MiB (ring 4 MiB + two queues of 64 events)", held>>20, limit>>20)
+	}
+}
+
+// TestStalledClientIsCutOff: a client that stops reading is cut off once a
+// write has waited WriteTimeout.
+func TestStalledClientIsCutOff(t *testing.T) {
+	e := start(t, service.Config{WriteTimeout: 500 * time.Millisecond, QueueEvents: 64, RingEvents: 1_000})
+	e.openStalled("/events/big")
+	waitFor(t, "the stream to open", func() bool { return e.metric("natsse_streams_open") == 1 })
+	payload := strings.Repeat("x", 16<<10)
+	e.publishMany(1_000, func(int) string { return "events.big" }, func(int) string { return payload })
+	waitFor(t, "the stalled client to be cut off", func() bool { return e.metric("natsse_streams_open") == 0 })
+}
+
+// natsseHeap sums the in-use bytes of the heap profile that natsse's
+// service package allocated (nats-server runs in the same process and
+// caches what was published, so the whole heap would say little).
+func natsseHeap() int64 {
+	runtime.GC()
+	runtime.GC() // the profile lags one cycle behind
+	n, _ := runtime.MemProfile(nil, true)
+	recs := make([]runtime.MemProfileRecord, n+64)
+	n, _ = runtime.MemProfile(recs, true)
+	var sum int64
+	for _, r := range recs[:n] {
+		frames := runtime.CallersFrames(r.Stack())
+		for {
+			f, more := frames.Next()
+			if strings.HasPrefix(f.Function, "github.com/natsse/natsse/service.") {
+				sum += r.InUseBytes()
+				break
+			}
+			if !more {
+				break
+			}
+		}
+	}
+	return sum
+}
