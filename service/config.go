@@ -30,6 +30,14 @@ type Config struct {
 	// replays and named cursors never hit nats-server's default of 1,000.
 	StreamMaxConsumers int
 
+	// CORSOrigins are the origins allowed to read streams from a page
+	// elsewhere; "*" allows any origin without credentials. Empty: same
+	// origin only.
+	CORSOrigins []string
+	// MetricsOnOwnPort keeps /metrics off this handler; MetricsHandler
+	// serves it on another listener.
+	MetricsOnOwnPort bool
+
 	// BasePath mounts everything under a prefix ("/sse-gw"); default empty.
 	BasePath string
 	// Retry is the reconnection delay sent as `retry:`. Default 2s.

@@ -18,6 +18,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, newProblem(http.StatusBadRequest, "the URL is %d bytes; at most %d (NATSSE_MAX_URL_BYTES): request fewer subjects", len(r.RequestURI), s.cfg.MaxURLBytes))
 		return
 	}
+	if s.cors(w, r) {
+		return
+	}
 	path, ok := s.stripBase(r.URL.EscapedPath())
 	if !ok {
 		s.refuse(w, newProblem(http.StatusNotFound, "nothing is served outside %s/", s.cfg.BasePath))
@@ -34,12 +37,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		s.plain(w, r, status, why)
 	case "/metrics":
-		promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+		if s.cfg.MetricsOnOwnPort {
+			s.refuse(w, newProblem(http.StatusNotFound, "metrics are served on their own port (NATSSE_METRICS_ADDR)"))
+			return
+		}
+		s.MetricsHandler().ServeHTTP(w, r)
 	case "/":
 		s.plain(w, r, http.StatusOK, "natsse: GET /events/<subject tokens separated by /> streams JetStream messages as Server-Sent Events")
 	default:
 		s.subscribe(w, r, path)
 	}
+}
+
+// MetricsHandler serves the Prometheus metrics.
+func (s *Server) MetricsHandler() http.Handler {
+	return promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{})
 }
 
 func (s *Server) stripBase(path string) (string, bool) {

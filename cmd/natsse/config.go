@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v10"
+
+	"github.com/natsse/natsse/subjects"
 )
 
 // config is every setting of CONTRACT.md §1, read from the environment only.
@@ -26,11 +28,13 @@ type config struct {
 	NATSCert     string `env:"NATS_CERT" help:"client certificate file for NATS TLS"`
 	NATSKey      string `env:"NATS_KEY" help:"client key file for NATS TLS"`
 
-	HTTPAddr       string `env:"NATSSE_HTTP_ADDR" envDefault:":8080" help:"HTTP listen address"`
-	BasePath       string `env:"NATSSE_BASE_PATH" help:"mount everything under this path prefix"`
-	EmbeddedListen string `env:"NATSSE_EMBEDDED_LISTEN" envDefault:"127.0.0.1:4222" help:"embedded mode: NATS client listen address (- = in-process only)"`
-	StoreDir       string `env:"NATSSE_STORE_DIR" envDefault:"./data" help:"embedded mode: JetStream storage directory"`
-	Anonymous      bool   `env:"NATSSE_ANONYMOUS" help:"connected mode: serve anonymous subscribers on purpose"`
+	HTTPAddr       string   `env:"NATSSE_HTTP_ADDR" envDefault:":8080" help:"HTTP listen address"`
+	BasePath       string   `env:"NATSSE_BASE_PATH" help:"mount everything under this path prefix"`
+	CORSOrigins    []string `env:"NATSSE_CORS_ORIGINS" help:"origins allowed cross-origin, comma separated; * = any, without credentials"`
+	MetricsAddr    string   `env:"NATSSE_METRICS_ADDR" help:"serve /metrics on this address only, off the public one"`
+	EmbeddedListen string   `env:"NATSSE_EMBEDDED_LISTEN" envDefault:"127.0.0.1:4222" help:"embedded mode: NATS client listen address (- = in-process only)"`
+	StoreDir       string   `env:"NATSSE_STORE_DIR" envDefault:"./data" help:"embedded mode: JetStream storage directory"`
+	Anonymous      bool     `env:"NATSSE_ANONYMOUS" help:"connected mode: serve anonymous subscribers on purpose"`
 
 	Stream         string        `env:"NATSSE_STREAM" envDefault:"EVENTS" help:"the JetStream stream served"`
 	StreamSubjects []string      `env:"NATSSE_STREAM_SUBJECTS" envDefault:"events.>" help:"subjects of the stream when natsse creates it"`
@@ -108,6 +112,16 @@ func (c config) check() error {
 		"NATSSE_RING_BYTES": int(c.RingBytes), "NATSSE_MAX_HEADER_BYTES": int(c.MaxHeaderBytes)} {
 		if v < 1 {
 			return fmt.Errorf("%s: %d must be at least 1", name, v)
+		}
+	}
+	if c.BasePath != "" && (!strings.HasPrefix(c.BasePath, "/") || strings.HasSuffix(c.BasePath, "/")) {
+		return fmt.Errorf("NATSSE_BASE_PATH: %q must start with / and not end with / (like /sse-gateway)", c.BasePath)
+	}
+	for name, list := range map[string][]string{"NATSSE_SUBJECTS": c.Subjects, "NATSSE_STREAM_SUBJECTS": c.StreamSubjects} {
+		for _, p := range list {
+			if err := subjects.ValidatePattern(p); err != nil {
+				return fmt.Errorf("%s: %q: %v", name, p, err)
+			}
 		}
 	}
 	if c.MaxStreams < 0 {

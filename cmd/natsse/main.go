@@ -101,8 +101,18 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		MaxHeaderBytes:    int(cfg.MaxHeaderBytes),
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
-	served := make(chan error, 1)
+	served := make(chan error, 2)
 	go func() { served <- srv.Serve(ln) }()
+	if cfg.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("NATSSE_METRICS_ADDR: %w", err)
+		}
+		msrv := &http.Server{Handler: metricsOnly(svc.MetricsHandler()), ReadHeaderTimeout: 10 * time.Second}
+		go func() { served <- msrv.Serve(mln) }()
+		defer msrv.Close()
+		log.Info("metrics", "addr", mln.Addr().String())
+	}
 	if cfg.embedded() {
 		// The embedded stream is there in milliseconds: say "ready" when it is.
 		select {
@@ -131,6 +141,17 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	return nil
 }
 
+// metricsOnly answers /metrics and nothing else.
+func metricsOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/metrics" {
+			http.NotFound(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 // connect starts the embedded server or dials the configured cluster.
 func connect(ctx context.Context, cfg config, log *slog.Logger) (nc *nats.Conn, url string, stop func(), err error) {
 	opts := []nats.Option{
@@ -153,7 +174,11 @@ func connect(ctx context.Context, cfg config, log *slog.Logger) (nc *nats.Conn, 
 		return nc, srv.ClientURL(), func() { nc.Close(); srv.Shutdown() }, nil
 	}
 	opts = append(opts, nats.RetryOnFailedConnect(true))
-	opts = append(opts, natsAuth(cfg)...)
+	auth, err := natsAuth(cfg)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	opts = append(opts, auth...)
 	nc, err = nats.Connect(cfg.NATSURL, opts...)
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("NATS_URL: %w", err)
@@ -165,15 +190,17 @@ func connect(ctx context.Context, cfg config, log *slog.Logger) (nc *nats.Conn, 
 }
 
 // natsAuth maps the nats CLI's variables to connection options.
-func natsAuth(cfg config) []nats.Option {
+func natsAuth(cfg config) ([]nats.Option, error) {
 	var opts []nats.Option
 	if cfg.NATSCreds != "" {
 		opts = append(opts, nats.UserCredentials(cfg.NATSCreds))
 	}
 	if cfg.NATSNKey != "" {
-		if o, err := nats.NkeyOptionFromSeed(cfg.NATSNKey); err == nil {
-			opts = append(opts, o)
+		o, err := nats.NkeyOptionFromSeed(cfg.NATSNKey)
+		if err != nil {
+			return nil, fmt.Errorf("NATS_NKEY: %w", err)
 		}
+		opts = append(opts, o)
 	}
 	if cfg.NATSUser != "" {
 		opts = append(opts, nats.UserInfo(cfg.NATSUser, cfg.NATSPassword))
@@ -187,7 +214,7 @@ func natsAuth(cfg config) []nats.Option {
 	if cfg.NATSCert != "" {
 		opts = append(opts, nats.ClientCert(cfg.NATSCert, cfg.NATSKey))
 	}
-	return opts
+	return opts, nil
 }
 
 func serviceConfig(cfg config, log *slog.Logger) service.Config {
@@ -199,7 +226,7 @@ func serviceConfig(cfg config, log *slog.Logger) service.Config {
 		Stream: cfg.Stream, Subjects: cfg.Subjects, StreamCreate: create,
 		StreamSubjects: cfg.StreamSubjects, StreamMaxAge: cfg.StreamMaxAge,
 		StreamMaxBytes: int64(cfg.StreamMaxBytes), StreamReplicas: cfg.StreamReplicas,
-		BasePath: cfg.BasePath, Retry: cfg.Retry, Heartbeat: cfg.Heartbeat,
+		BasePath: cfg.BasePath, CORSOrigins: cfg.CORSOrigins, MetricsOnOwnPort: cfg.MetricsAddr != "", Retry: cfg.Retry, Heartbeat: cfg.Heartbeat,
 		WriteTimeout: cfg.WriteTimeout, MaxStreamAge: cfg.MaxStreamAge,
 		RingEvents: cfg.RingEvents, RingBytes: int(cfg.RingBytes), QueueEvents: cfg.QueueEvents,
 		ReplayConcurrency: cfg.ReplayConcurrency, MaxStreams: cfg.MaxStreams,

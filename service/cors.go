@@ -1,0 +1,40 @@
+package service
+
+import (
+	"net/http"
+	"slices"
+)
+
+// corsRequestHeaders are what polyfills add to a stream request.
+const corsRequestHeaders = "Authorization, Last-Event-ID, Cache-Control"
+
+// cors sets the CORS headers for an allowed Origin and answers preflight
+// requests (204, with the headers only for an allowed origin). It reports
+// whether the request was a preflight and has been answered.
+func (s *Server) cors(w http.ResponseWriter, r *http.Request) bool {
+	h := w.Header()
+	wildcard := slices.Contains(s.cfg.CORSOrigins, "*")
+	if len(s.cfg.CORSOrigins) > 0 && !wildcard {
+		h.Add("Vary", "Origin")
+	}
+	origin := r.Header.Get("Origin")
+	allowed := origin != "" && (wildcard || slices.Contains(s.cfg.CORSOrigins, origin))
+	if allowed {
+		if wildcard {
+			h.Set("Access-Control-Allow-Origin", "*")
+		} else {
+			h.Set("Access-Control-Allow-Origin", origin)
+			h.Set("Access-Control-Allow-Credentials", "true")
+		}
+	}
+	if r.Method != http.MethodOptions {
+		return false
+	}
+	if allowed {
+		h.Set("Access-Control-Allow-Methods", "GET")
+		h.Set("Access-Control-Allow-Headers", corsRequestHeaders)
+		h.Set("Access-Control-Max-Age", "600")
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return true
+}
