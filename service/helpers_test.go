@@ -257,18 +257,47 @@ func (e *env) publishMsg(m *nats.Msg) uint64 {
 	return ack.Sequence
 }
 
+// stream looks up the EVENTS stream.
+func (e *env) stream(ctx context.Context) jetstream.Stream {
+	e.t.Helper()
+	s, err := e.js.Stream(ctx, "EVENTS")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return s
+}
+
 // storedTime returns the time JetStream stored message seq at.
 func (e *env) storedTime(seq uint64) time.Time {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := e.js.Stream(ctx, "EVENTS")
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	m, err := s.GetMsg(ctx, seq)
+	m, err := e.stream(ctx).GetMsg(ctx, seq)
 	if err != nil {
 		e.t.Fatalf("get message %d: %v", seq, err)
 	}
 	return m.Time
+}
+
+// purge removes every stored message below keepFrom: the stream's first
+// sequence becomes keepFrom.
+func (e *env) purge(keepFrom uint64) {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.stream(ctx).Purge(ctx, jetstream.WithPurgeSequence(keepFrom)); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// streamConsumers counts the consumers on the stream right now.
+func (e *env) streamConsumers() int {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	info, err := e.stream(ctx).Info(ctx)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return info.State.Consumers
 }

@@ -1,14 +1,10 @@
 package service_test
 
 import (
-	"context"
 	"fmt"
 	"strconv"
 	"sync"
 	"testing"
-	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/natsse/natsse/service"
 )
@@ -79,19 +75,6 @@ func TestResumeUnderLoad(t *testing.T) {
 	}
 }
 
-func (e *env) purge(keepFrom uint64) {
-	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	s, err := e.js.Stream(ctx, "EVENTS")
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if err := s.Purge(ctx, jetstream.WithPurgeSequence(keepFrom)); err != nil {
-		e.t.Fatal(err)
-	}
-}
-
 // TestFanOutOneSubject: 1,000 clients on one subject all get every event.
 func TestFanOutOneSubject(t *testing.T) {
 	const clients, events = 1_000, 20
@@ -142,20 +125,4 @@ func TestFanOutPerUser(t *testing.T) {
 	if n := e.streamConsumers(); n > 1 {
 		t.Errorf("the stream has %d consumers serving %d clients, want 1", n, users)
 	}
-}
-
-// streamConsumers counts the consumers on the stream right now.
-func (e *env) streamConsumers() int {
-	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	s, err := e.js.Stream(ctx, "EVENTS")
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return info.State.Consumers
 }

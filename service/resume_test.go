@@ -1,7 +1,6 @@
 package service_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -11,25 +10,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/natsse/natsse/service"
 )
-
-// purgeBefore removes every stored message below seq: the stream's first
-// sequence becomes seq.
-func purgeBefore(e *env, seq uint64) {
-	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	s, err := e.js.Stream(ctx, "EVENTS")
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if err := s.Purge(ctx, jetstream.WithPurgeSequence(seq)); err != nil {
-		e.t.Fatal(err)
-	}
-}
 
 // resetData is the data of a reset event.
 type resetData struct {
@@ -201,7 +184,7 @@ func purged(t *testing.T, cfg service.Config) *env {
 	}
 	// What the ring holds depends on what the hub has seen.
 	waitFor(t, "the hub to see 6 messages", func() bool { return e.metric("natsse_upstream_events_total") >= 6 })
-	purgeBefore(e, 4)
+	e.purge(4)
 	return e
 }
 

@@ -36,6 +36,7 @@ func (st *stream) writeFrames(frames []*frame) error {
 		return nil
 	}
 	st.deadline()
+	written := 0
 	for _, f := range frames {
 		if f.seq <= st.pos {
 			continue
@@ -44,8 +45,9 @@ func (st *stream) writeFrames(frames []*frame) error {
 			return err
 		}
 		st.pos = f.seq
-		st.srv.metrics.delivered.Inc()
+		written++
 	}
+	st.srv.metrics.delivered.Add(float64(written))
 	return st.flush()
 }
 
