@@ -69,14 +69,15 @@ func (st *stream) deadline() {
 	_ = st.rc.SetWriteDeadline(time.Now().Add(st.srv.cfg.WriteTimeout))
 }
 
+// heartbeat writes a comment on the second tick without a write: ticks
+// come every third of the interval, so no stream is silent longer than two
+// thirds of it.
 func (st *stream) heartbeat() error {
 	if st.wrote {
 		st.wrote = false
 		return nil
 	}
-	err := st.writeRaw([]byte(":\n\n"))
-	st.wrote = false
-	return err
+	return st.writeRaw([]byte(":\n\n"))
 }
 
 func retryLine(d time.Duration) []byte {

@@ -92,6 +92,8 @@ func (c config) check() error {
 	switch {
 	case !c.embedded() && !c.Anonymous:
 		return errors.New("NATS_URL is set (connected mode) but no JWT settings are: set NATSSE_ANONYMOUS=true to serve anonymous subscribers on purpose")
+	case !validLevel(c.LogLevel):
+		return fmt.Errorf("NATSSE_LOG_LEVEL: %q is not one of debug, info, warn, error", c.LogLevel)
 	case c.LogFormat != "auto" && c.LogFormat != "text" && c.LogFormat != "json":
 		return fmt.Errorf("NATSSE_LOG_FORMAT: %q is not one of auto, text, json", c.LogFormat)
 	case c.Heartbeat < 3*time.Millisecond:
@@ -128,6 +130,14 @@ func (c config) check() error {
 		return fmt.Errorf("NATSSE_MAX_STREAMS: %d must not be negative", c.MaxStreams)
 	}
 	return nil
+}
+
+func validLevel(s string) bool {
+	switch strings.ToLower(s) {
+	case "debug", "info", "warn", "error":
+		return true
+	}
+	return false
 }
 
 // usage lists every setting with its default.

@@ -25,6 +25,7 @@ func TestLoadConfigErrorsNameTheVariable(t *testing.T) {
 		"NATSSE_STREAM_MAX_BYTES": {"NATSSE_STREAM_MAX_BYTES": "lots"},
 		"NATSSE_RING_EVENTS":      {"NATSSE_RING_EVENTS": "0"},
 		"NATSSE_LOG_FORMAT":       {"NATSSE_LOG_FORMAT": "xml"},
+		"NATSSE_LOG_LEVEL":        {"NATSSE_LOG_LEVEL": "loud"},
 		"NATSSE_BASE_PATH":        {"NATSSE_BASE_PATH": "gw"},
 		"NATSSE_SUBJECTS":         {"NATSSE_SUBJECTS": "events..x"},
 		"NATSSE_STREAM_CREATE":    {"NATSSE_STREAM_CREATE": "maybe"},

@@ -121,14 +121,14 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		case <-ctx.Done():
 		}
 	}
-	banner(log, cfg, ln.Addr().String(), natsURL)
+	banner(log, cfg, ln.Addr().String(), natsURL, svc)
 
 	select {
 	case err := <-served:
 		return fmt.Errorf("http: %w", err)
 	case <-ctx.Done():
 	}
-	log.Info("shutting down: closing streams", "timeout", cfg.ShutdownTimeout)
+	log.Info("shutting down: closing streams", "timeout", cfg.ShutdownTimeout.String())
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	if err := svc.Drain(sctx); err != nil {
@@ -158,7 +158,11 @@ func connect(ctx context.Context, cfg config, log *slog.Logger) (nc *nats.Conn, 
 		nats.Name("natsse"),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(500 * time.Millisecond),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("NATS disconnected", "err", err) }),
+		nats.DisconnectErrHandler(func(c *nats.Conn, err error) {
+			if !c.IsClosed() {
+				log.Warn("NATS disconnected", "err", err)
+			}
+		}),
 		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("NATS reconnected", "url", c.ConnectedUrlRedacted()) }),
 	}
 	if cfg.embedded() {
@@ -236,7 +240,7 @@ func serviceConfig(cfg config, log *slog.Logger) service.Config {
 }
 
 // banner says where to connect, with examples to copy and paste.
-func banner(log *slog.Logger, cfg config, httpAddr, natsURL string) {
+func banner(log *slog.Logger, cfg config, httpAddr, natsURL string, svc *service.Server) {
 	host := httpAddr
 	if h, p, err := net.SplitHostPort(httpAddr); err == nil && (h == "::" || h == "0.0.0.0" || h == "") {
 		host = net.JoinHostPort("localhost", p)
@@ -254,6 +258,10 @@ func banner(log *slog.Logger, cfg config, httpAddr, natsURL string) {
 			pub = "nats --server " + natsURL + " pub events.demo hello"
 		}
 		attrs = append(attrs, "mode", "embedded", "nats_url", natsURL, "publish", pub, "store_dir", cfg.StoreDir)
+	}
+	if ready, why := svc.Ready(); !ready {
+		log.Warn("natsse listening, not ready yet: "+why, attrs...)
+		return
 	}
 	log.Info("natsse ready", attrs...)
 }
