@@ -34,6 +34,9 @@ type Config struct {
 	// elsewhere; "*" allows any origin without credentials. Empty: same
 	// origin only.
 	CORSOrigins []string
+	// NoHijack keeps HTTP/1.1 streams inside net/http instead of taking
+	// their connections over (which costs more memory per stream).
+	NoHijack bool
 	// MetricsOnOwnPort keeps /metrics off this handler; MetricsHandler
 	// serves it on another listener.
 	MetricsOnOwnPort bool

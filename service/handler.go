@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"strings"
@@ -119,7 +120,6 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request, path string) 
 		s.softRefusal(w, r)
 		return
 	}
-	defer s.unregister(sub)
 	s.serveStream(w, r, req, sub)
 }
 
@@ -149,10 +149,12 @@ func setStreamHeaders(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveStream sends the headers and the retry line at once, then events
-// until the client leaves or the server ends the stream.
+// until the client leaves or the server ends the stream. An HTTP/1.1
+// connection is taken over and served by a goroutine of its own, so that
+// net/http's per-connection buffers and reader go away.
 func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, req request, sub *subscriber) {
 	s.metrics.requests.WithLabelValues("stream").Inc()
-	st := &stream{srv: s, w: w, rc: http.NewResponseController(w), sub: sub, since: req.since, began: time.Now()}
+	st := &stream{srv: s, sub: sub, since: req.since, began: time.Now()}
 	live := false
 	switch {
 	case req.hasPosition:
@@ -164,18 +166,37 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, req request
 		// moment they arrive is delivered.
 		st.pos, live = s.hub.attachLive(sub)
 	}
-	if s.cfg.MaxStreamAge > 0 {
-		age := s.cfg.MaxStreamAge
-		t := time.AfterFunc(age-age/5+time.Duration(rand.Int64N(int64(age/5)*2+1)), sub.close)
+	setStreamHeaders(w, r)
+	if r.ProtoMajor == 1 && !s.cfg.NoHijack {
+		if out, err := hijack(w); err == nil {
+			st.out = out
+			s.setAbort(sub, out.abort)
+			ctx, hungUp := context.WithCancel(context.Background())
+			out.unwatch = s.hangups.add(out.conn, hungUp)
+			go func() { defer hungUp(); s.runStream(ctx, st, live) }()
+			return
+		}
+	}
+	out := &httpSink{w: w, rc: http.NewResponseController(w)}
+	st.out = out
+	s.setAbort(sub, out.abort)
+	w.WriteHeader(http.StatusOK)
+	s.runStream(r.Context(), st, live)
+}
+
+// runStream serves st until it ends, then releases it.
+func (s *Server) runStream(ctx context.Context, st *stream, live bool) {
+	defer s.unregister(st.sub)
+	defer st.out.done()
+	if age := s.cfg.MaxStreamAge; age > 0 {
+		t := time.AfterFunc(age-age/5+time.Duration(rand.Int64N(int64(age/5)*2+1)), st.sub.close)
 		defer t.Stop()
 	}
-	setStreamHeaders(w, r)
-	w.WriteHeader(http.StatusOK)
 	if err := st.writeRaw(retryLine(s.cfg.Retry)); err != nil {
 		return
 	}
-	err := st.run(r.Context(), live)
-	if err != nil && !errors.Is(err, errStopped) && !errors.Is(err, context.Canceled) && s.log.Enabled(r.Context(), -4) {
-		s.log.Debug("stream ended", "sub", sub, "pos", st.pos, "err", err)
+	err := st.run(ctx, live)
+	if err != nil && !errors.Is(err, errStopped) && !errors.Is(err, context.Canceled) && s.log.Enabled(ctx, slog.LevelDebug) {
+		s.log.Debug("stream ended", "sub", st.sub, "pos", st.pos, "err", err)
 	}
 }

@@ -81,7 +81,9 @@ func startOn(t *testing.T, ns *embedded.Server, nc *nats.Conn, cfg service.Confi
 	t.Cleanup(func() {
 		dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer dcancel()
-		_ = svc.Drain(dctx)
+		if svc.Drain(dctx) != nil {
+			svc.Close()
+		}
 		hs.Close()
 		cancel()
 		wg.Wait()

@@ -110,7 +110,7 @@ func (st *stream) replayOnce(ctx context.Context) error {
 					st.deadline()
 				}
 				f := newFrame(meta.Sequence.Stream, n.msg.Subject(), meta.Timestamp, n.msg.Headers(), n.msg.Data())
-				if _, err := st.w.Write(f.bytes(st.sub.envelope)); err != nil {
+				if err := st.out.write(f.bytes(st.sub.envelope)); err != nil {
 					return writeError{err}
 				}
 				st.pos = f.seq

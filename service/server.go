@@ -20,6 +20,7 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics
 
+	hangups  *hangups
 	open     atomic.Int64
 	mu       sync.Mutex
 	draining bool
@@ -34,7 +35,7 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("service: %w", err)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, streams: map[*subscriber]struct{}{}}
+	s := &Server{cfg: cfg, log: cfg.Logger, streams: map[*subscriber]struct{}{}, hangups: newHangups()}
 	s.metrics = newMetrics(s)
 	h, err := newHub(cfg, nc, s.metrics)
 	if err != nil {
@@ -45,7 +46,10 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 }
 
 // Run consumes the stream until ctx ends; streams are served meanwhile.
-func (s *Server) Run(ctx context.Context) { s.hub.run(ctx) }
+func (s *Server) Run(ctx context.Context) {
+	defer s.hangups.close()
+	s.hub.run(ctx)
+}
 
 // Started is closed once the stream was found and streams can be served.
 func (s *Server) Started() <-chan struct{} { return s.hub.started }
@@ -85,6 +89,26 @@ func (s *Server) unregister(sub *subscriber) {
 	s.mu.Unlock()
 	s.open.Add(-1)
 	s.done.Done()
+}
+
+func (s *Server) setAbort(sub *subscriber, abort func()) {
+	s.mu.Lock()
+	sub.abort = abort
+	s.mu.Unlock()
+}
+
+// Close ends every stream still open at once, even one blocked on a client
+// that stopped reading: what Drain could not finish in time.
+func (s *Server) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.draining = true
+	for sub := range s.streams {
+		sub.close()
+		if sub.abort != nil {
+			sub.abort()
+		}
+	}
 }
 
 // Drain turns readiness off, refuses new streams softly, and closes open

@@ -3,7 +3,6 @@ package service
 import (
 	"context"
 	"errors"
-	"net/http"
 	"strconv"
 	"time"
 )
@@ -19,8 +18,7 @@ const ringBudget = 1024
 // to it, so writes need no lock.
 type stream struct {
 	srv   *Server
-	w     http.ResponseWriter
-	rc    *http.ResponseController
+	out   sink
 	sub   *subscriber
 	pos   uint64     // every wanted message up to pos has been written
 	check bool       // pos came from the client: compare it with the stream first
@@ -41,7 +39,7 @@ func (st *stream) writeFrames(frames []*frame) error {
 		if f.seq <= st.pos {
 			continue
 		}
-		if _, err := st.w.Write(f.bytes(st.sub.envelope)); err != nil {
+		if err := st.out.write(f.bytes(st.sub.envelope)); err != nil {
 			return err
 		}
 		st.pos = f.seq
@@ -54,7 +52,7 @@ func (st *stream) writeFrames(frames []*frame) error {
 // writeRaw writes natsse's own lines (retry, reset, heartbeat).
 func (st *stream) writeRaw(b []byte) error {
 	st.deadline()
-	if _, err := st.w.Write(b); err != nil {
+	if err := st.out.write(b); err != nil {
 		return err
 	}
 	return st.flush()
@@ -62,11 +60,11 @@ func (st *stream) writeRaw(b []byte) error {
 
 func (st *stream) flush() error {
 	st.wrote = true
-	return st.rc.Flush()
+	return st.out.flush()
 }
 
 func (st *stream) deadline() {
-	_ = st.rc.SetWriteDeadline(time.Now().Add(st.srv.cfg.WriteTimeout))
+	st.out.setDeadline(time.Now().Add(st.srv.cfg.WriteTimeout))
 }
 
 // heartbeat writes a comment on the second tick without a write: ticks

@@ -25,6 +25,7 @@ type subscriber struct {
 	stop     chan struct{} // closed to end the stream after a final flush
 	stopOnce sync.Once
 	remote   string
+	abort    func() // ends a blocked write; set and read under Server.mu
 }
 
 func newSubscriber(patterns []string, envelope bool, maxQueue int, remote string) *subscriber {

@@ -132,7 +132,8 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	if err := svc.Drain(sctx); err != nil {
-		log.Warn("drain", "err", err)
+		log.Warn("drain: closing the rest at once", "err", err)
+		svc.Close()
 	}
 	if err := srv.Shutdown(sctx); err != nil {
 		_ = srv.Close()
