@@ -1,0 +1,351 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// scenario is one row of the issue's table that "run" can drive: the same
+// clients and the same publish plan against natsse and then the ceiling.
+type scenario struct {
+	clients int
+	paths   string
+	count   uint64
+	rate    float64
+	size    int
+	users   int    // 0: one subject
+	subject string // when users == 0
+}
+
+var scenarios = map[string]scenario{
+	"s1": {clients: 1000, paths: "/events/bench", count: 2000, size: 100, subject: "events.bench"},
+	"s2": {clients: 10000, paths: "/events/bench", count: 200, rate: 50, size: 100, subject: "events.bench"},
+	"s3": {clients: 10000, paths: "/events/users/{i}", count: 20000, rate: 2000, size: 100, users: 10000},
+	"s8": {clients: 10000, paths: "/events/users/{i},/events/users/{i},/events/users/*,/events/%3E", count: 20000, rate: 2000, size: 100, users: 10000},
+}
+
+// runConfig holds the flags of "natsse-bench run".
+type runConfig struct {
+	sc         scenario
+	name       string
+	natsURL    string
+	targets    []runTarget
+	natsPid    int
+	perProcess int
+	timeout    time.Duration
+	outDir     string
+}
+
+type runTarget struct {
+	name string // natsse or ceiling
+	url  string
+	pid  int
+}
+
+// phaseResult is one target's measurement.
+type phaseResult struct {
+	Target       string         `json:"target"`
+	URL          string         `json:"url"`
+	Clients      *summary       `json:"clients"`
+	Publish      *publishResult `json:"publish"`
+	Server       *procDelta     `json:"server,omitempty"`
+	NATS         *procDelta     `json:"nats,omitempty"`
+	ClientCPU    float64        `json:"client_cpu_seconds"` // of the client processes, whole lifetime
+	PerServerCPU float64        `json:"deliveries_per_server_cpu_second"`
+	PerTotalCPU  float64        `json:"deliveries_per_server_and_nats_cpu_second,omitempty"`
+}
+
+// runResult is what "run" prints.
+type runResult struct {
+	Scenario string         `json:"scenario"`
+	Phases   []*phaseResult `json:"phases"`
+	// Ratio is natsse's deliveries per server CPU-second over the ceiling's.
+	Ratio      float64 `json:"ratio_to_ceiling,omitempty"`
+	RatioTotal float64 `json:"ratio_to_ceiling_with_nats,omitempty"`
+}
+
+func cmdRun(args []string) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	var c runConfig
+	fs.StringVar(&c.name, "scenario", "s1", "s1, s2, s3 or s8 (see BENCHMARKS.md)")
+	fs.StringVar(&c.natsURL, "nats", "nats://127.0.0.1:4222", "NATS URL both servers use; the publisher publishes here")
+	natsseURL := fs.String("url", "http://127.0.0.1:8080", "natsse base URL (empty: skip natsse)")
+	ceilingURL := fs.String("ceiling-url", "http://127.0.0.1:8090", "ceiling server base URL (empty: skip the ceiling)")
+	natssePid := fs.Int("natsse-pid", 0, "natsse's pid, for its CPU seconds and RSS")
+	ceilingPid := fs.Int("ceiling-pid", 0, "the ceiling server's pid")
+	fs.IntVar(&c.natsPid, "nats-pid", 0, "nats-server's pid (connected mode), reported beside the servers")
+	clients := fs.Int("clients", 0, "override the scenario's number of clients (smoke tests)")
+	count := fs.Uint64("count", 0, "override the scenario's number of events")
+	fs.IntVar(&c.perProcess, "per-process", 10000, "clients per client process (a process can hold ~19,000 sockets)")
+	fs.DurationVar(&c.timeout, "timeout", 3*time.Minute, "limit per phase: connecting, publishing and receiving")
+	fs.StringVar(&c.outDir, "out", "", "directory for the raw JSON of every client process and phase")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: natsse-bench run -scenario s1 [flags]: the same clients and publish plan against natsse, then the ceiling;\nprints deliveries per server CPU-second and natsse's ratio to the ceiling as JSON.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	sc, ok := scenarios[c.name]
+	if !ok {
+		return fmt.Errorf("unknown scenario %q", c.name)
+	}
+	if *clients > 0 {
+		sc.clients = *clients
+	}
+	if *count > 0 {
+		sc.count = *count
+	}
+	c.sc = sc
+	if *natsseURL != "" {
+		c.targets = append(c.targets, runTarget{"natsse", *natsseURL, *natssePid})
+	}
+	if *ceilingURL != "" {
+		c.targets = append(c.targets, runTarget{"ceiling", *ceilingURL, *ceilingPid})
+	}
+	if c.outDir != "" {
+		if err := os.MkdirAll(c.outDir, 0o755); err != nil {
+			return err
+		}
+	}
+	res, err := runScenario(c)
+	if res != nil {
+		if werr := writeJSON(res); werr != nil && err == nil {
+			err = werr
+		}
+	}
+	return err
+}
+
+func runScenario(c runConfig) (*runResult, error) {
+	res := &runResult{Scenario: c.name}
+	stamp := strconv.FormatInt(time.Now().Unix()%1_000_000, 36)
+	for _, t := range c.targets {
+		ph, err := runPhase(c, t, c.name+"-"+t.name+"-"+stamp)
+		if ph != nil {
+			res.Phases = append(res.Phases, ph)
+		}
+		if err != nil {
+			return res, fmt.Errorf("%s: %v", t.name, err)
+		}
+		fmt.Fprintf(os.Stderr, "run %s %s: %d clients, received %d/%d, lost %d dup %d ooo %d, p99 %.2f ms, server CPU %.3f s, %.0f deliveries/CPU-s\n",
+			c.name, t.name, ph.Clients.Connected, ph.Clients.Received, ph.Clients.Expected, ph.Clients.Lost,
+			ph.Clients.Duplicates, ph.Clients.OutOfOrder, ph.Clients.Latency.P99, cpuOf(ph.Server), ph.PerServerCPU)
+	}
+	var n, ceil *phaseResult
+	for _, ph := range res.Phases {
+		switch ph.Target {
+		case "natsse":
+			n = ph
+		case "ceiling":
+			ceil = ph
+		}
+	}
+	if n != nil && ceil != nil && ceil.PerServerCPU > 0 {
+		res.Ratio = n.PerServerCPU / ceil.PerServerCPU
+		if ceil.PerTotalCPU > 0 {
+			res.RatioTotal = n.PerTotalCPU / ceil.PerTotalCPU
+		}
+		fmt.Fprintf(os.Stderr, "run %s: natsse at %.2fx the ceiling's deliveries per server CPU-second\n", c.name, res.Ratio)
+	}
+	return res, nil
+}
+
+func cpuOf(d *procDelta) float64 {
+	if d == nil {
+		return 0
+	}
+	return d.CPU
+}
+
+// runPhase: start the client processes, wait until all are connected, sample
+// the servers, publish, wait for the clients to finish, sample again.
+func runPhase(c runConfig, t runTarget, runID string) (*phaseResult, error) {
+	sc := c.sc
+	p := plan{Count: sc.count, Users: sc.users, Run: runID}
+	if sc.users == 0 {
+		p.Subjects = []string{sc.subject}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout+30*time.Second)
+	defer cancel()
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	var procs []*clientProc
+	defer func() {
+		for _, cp := range procs {
+			cp.stop()
+		}
+	}()
+	for off := 0; off < sc.clients; off += c.perProcess {
+		n := min(c.perProcess, sc.clients-off)
+		out := filepath.Join(os.TempDir(), fmt.Sprintf("natsse-bench-%s-%d.json", runID, off))
+		if c.outDir != "" {
+			out = filepath.Join(c.outDir, fmt.Sprintf("%s-%d.json", runID, off))
+		}
+		cp, err := startClients(ctx, self, out, []string{
+			"-url", t.url, "-paths", sc.paths, "-n", strconv.Itoa(n), "-offset", strconv.Itoa(off),
+			"-expect", p.String(), "-duration", c.timeout.String(), "-progress", "0",
+		})
+		if err != nil {
+			return nil, err
+		}
+		procs = append(procs, cp)
+	}
+	for _, cp := range procs {
+		select {
+		case <-cp.ready:
+		case <-cp.exited:
+			return nil, fmt.Errorf("client process exited before connecting: %v", cp.err)
+		case <-ctx.Done():
+			return nil, errors.New("clients did not connect in time")
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // let the servers settle after the connection storm
+	pids := []int{}
+	if t.pid > 0 {
+		pids = append(pids, t.pid)
+	}
+	if c.natsPid > 0 && c.natsPid != t.pid {
+		pids = append(pids, c.natsPid)
+	}
+	before, err := readProcs(pids)
+	if err != nil {
+		return nil, err
+	}
+	pub, err := publish(ctx, publishConfig{natsURL: c.natsURL, plan: p, rate: sc.rate, size: sc.size, maxPending: 4000, ackTimeout: 30 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("publish: %v", err)
+	}
+	var sums []*summary
+	var clientCPU float64
+	for _, cp := range procs {
+		select {
+		case <-cp.exited:
+		case <-ctx.Done():
+			return nil, errors.New("client processes did not finish in time")
+		}
+		if cp.err != nil {
+			return nil, fmt.Errorf("client process: %v", cp.err)
+		}
+		clientCPU += (cp.cmd.ProcessState.UserTime() + cp.cmd.ProcessState.SystemTime()).Seconds()
+		s, err := readSummary(cp.out)
+		if err != nil {
+			return nil, err
+		}
+		sums = append(sums, s)
+	}
+	after, err := readProcs(pids)
+	if err != nil {
+		return nil, err
+	}
+	ph := &phaseResult{Target: t.name, URL: t.url, Clients: mergeSummaries(sums), Publish: pub, ClientCPU: clientCPU}
+	var total float64
+	for i, pid := range pids {
+		d := delta(before[i], after[i])
+		total += d.CPU
+		if pid == t.pid {
+			ph.Server = &d
+		} else {
+			ph.NATS = &d
+		}
+	}
+	if ph.Server != nil && ph.Server.CPU > 0 {
+		ph.PerServerCPU = float64(ph.Clients.Received) / ph.Server.CPU
+	}
+	if ph.NATS != nil && total > 0 {
+		ph.PerTotalCPU = float64(ph.Clients.Received) / total
+	}
+	if c.outDir != "" {
+		b, _ := json.MarshalIndent(ph, "", "  ")
+		_ = os.WriteFile(filepath.Join(c.outDir, runID+".json"), b, 0o644)
+	}
+	return ph, nil
+}
+
+// clientProc is one "natsse-bench clients" child process.
+type clientProc struct {
+	cmd    *exec.Cmd
+	out    string
+	ready  chan struct{}
+	exited chan struct{}
+	err    error
+}
+
+func startClients(ctx context.Context, self, out string, args []string) (*clientProc, error) {
+	f, err := os.Create(out)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, self, append([]string{"clients"}, args...)...)
+	cmd.Stdout = f
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	cp := &clientProc{cmd: cmd, out: out, ready: make(chan struct{}), exited: make(chan struct{})}
+	go func() {
+		cp.scan(stderr)
+		cp.err = cmd.Wait()
+		f.Close()
+		close(cp.exited)
+	}()
+	return cp, nil
+}
+
+// scan forwards the child's stderr and notices its READY line.
+func (cp *clientProc) scan(r io.Reader) {
+	sc := bufio.NewScanner(r)
+	readyClosed := false
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "READY ") && !readyClosed {
+			close(cp.ready)
+			readyClosed = true
+		}
+		fmt.Fprintf(os.Stderr, "  [clients %d] %s\n", cp.cmd.Process.Pid, line)
+	}
+}
+
+// stop ends the child if it still runs (SIGTERM: it prints its summary).
+func (cp *clientProc) stop() {
+	select {
+	case <-cp.exited:
+	default:
+		_ = cp.cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-cp.exited:
+		case <-time.After(15 * time.Second):
+			_ = cp.cmd.Process.Kill()
+		}
+	}
+}
+
+func readSummary(name string) (*summary, error) {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return nil, err
+	}
+	s := &summary{}
+	if err := json.Unmarshal(b, s); err != nil {
+		return nil, fmt.Errorf("%s: %v", name, err)
+	}
+	return s, nil
+}
