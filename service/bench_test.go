@@ -2,7 +2,11 @@ package service
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
+	"time"
+
+	"github.com/natsse/natsse/subjects"
 )
 
 // BenchmarkEncodeFrame encodes one event with a 100-byte payload into a
@@ -17,5 +21,65 @@ func BenchmarkEncodeFrame(b *testing.B) {
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
 		buf = appendEvent(buf[:0], 1234567, "order.created", data)
+	}
+}
+
+// benchHub is a hub with n live subscribers and no NATS: dispatch alone.
+func benchHub(b *testing.B, n int, subject func(i int) string) (*hub, []*subscriber) {
+	h := &hub{
+		cfg:     Config{}.WithDefaults(),
+		index:   subjects.NewIndex[*subscriber](),
+		metrics: newMetrics(&Server{}),
+		ring:    newRing(10_000, 64<<20, 0),
+	}
+	subs := make([]*subscriber, n)
+	for i := range subs {
+		subs[i] = newSubscriber([]string{subject(i)}, false, 1<<30, "bench")
+		if _, ok := h.attachLive(subs[i]); !ok {
+			b.Fatal("attach failed")
+		}
+	}
+	return h, subs
+}
+
+// BenchmarkDispatch measures one event's dispatch: ring, index match and
+// a queue append per matching subscriber (reported per delivery).
+func BenchmarkDispatch(b *testing.B) {
+	cases := []struct {
+		name    string
+		n       int
+		subject func(i int) string
+		publish func(i int) string
+		perMsg  int
+	}{
+		{"1000 on one subject", 1_000, func(int) string { return "events.bench" }, func(int) string { return "events.bench" }, 1_000},
+		{"10000 on one subject", 10_000, func(int) string { return "events.bench" }, func(int) string { return "events.bench" }, 10_000},
+		{"10000 per-user subjects", 10_000, func(i int) string { return fmt.Sprintf("events.users.%d", i) }, func(i int) string { return fmt.Sprintf("events.users.%d", i%10_000) }, 1},
+	}
+	for _, tc := range cases {
+		b.Run(tc.name, func(b *testing.B) {
+			h, subs := benchHub(b, tc.n, tc.subject)
+			frames := make([]*frame, 1024)
+			for i := range frames {
+				frames[i] = newFrame(0, tc.publish(i), time.Time{}, nil, bytes.Repeat([]byte("x"), 100))
+			}
+			var seq uint64
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				f := frames[i%len(frames)]
+				seq++
+				f.seq = seq
+				h.dispatch(f)
+				if i%64 == 63 {
+					b.StopTimer()
+					for _, s := range subs {
+						s.take(s.queue[:0])
+					}
+					b.StartTimer()
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*tc.perMsg), "ns/delivery")
+		})
 	}
 }

@@ -245,9 +245,13 @@ func (h *hub) onMessage(m jetstream.Msg) {
 	if st == nil || (st.filters == nil && !matchesAny(st.served, m.Subject())) {
 		return
 	}
-	f := newFrame(meta.Sequence.Stream, m.Subject(), meta.Timestamp, m.Headers(), m.Data())
 	h.metrics.upstream.Inc()
+	h.dispatch(newFrame(meta.Sequence.Stream, m.Subject(), meta.Timestamp, m.Headers(), m.Data()))
+}
 
+// dispatch keeps f in the ring and queues it for every live subscriber
+// whose filters match.
+func (h *hub) dispatch(f *frame) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if f.seq <= h.ring.head {
