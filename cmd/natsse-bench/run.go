@@ -45,6 +45,7 @@ type runConfig struct {
 	perProcess int
 	timeout    time.Duration
 	outDir     string
+	stream     string
 }
 
 type runTarget struct {
@@ -64,6 +65,10 @@ type phaseResult struct {
 	ClientCPU    float64        `json:"client_cpu_seconds"` // of the client processes, whole lifetime
 	PerServerCPU float64        `json:"deliveries_per_server_cpu_second"`
 	PerTotalCPU  float64        `json:"deliveries_per_server_and_nats_cpu_second,omitempty"`
+	// MaxConsumers is the most consumers the stream had in any sample taken
+	// while publishing and receiving (-1: not sampled).
+	MaxConsumers    int `json:"stream_max_consumers"`
+	ConsumerSamples int `json:"stream_consumer_samples"`
 }
 
 // runResult is what "run" prints.
@@ -78,7 +83,7 @@ type runResult struct {
 func cmdRun(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	var c runConfig
-	fs.StringVar(&c.name, "scenario", "s1", "s1, s2, s3 or s8 (see BENCHMARKS.md)")
+	fs.StringVar(&c.name, "scenario", "s1", "s1, s2, s3, s8 (events) or s4, s5 (idle connections, RSS); see BENCHMARKS.md")
 	fs.StringVar(&c.natsURL, "nats", "nats://127.0.0.1:4222", "NATS URL both servers use; the publisher publishes here")
 	natsseURL := fs.String("url", "http://127.0.0.1:8080", "natsse base URL (empty: skip natsse)")
 	ceilingURL := fs.String("ceiling-url", "http://127.0.0.1:8090", "ceiling server base URL (empty: skip the ceiling)")
@@ -90,6 +95,8 @@ func cmdRun(args []string) error {
 	fs.IntVar(&c.perProcess, "per-process", 10000, "clients per client process (a process can hold ~19,000 sockets)")
 	fs.DurationVar(&c.timeout, "timeout", 3*time.Minute, "limit per phase: connecting, publishing and receiving")
 	fs.StringVar(&c.outDir, "out", "", "directory for the raw JSON of every client process and phase")
+	settle := fs.Duration("settle", 5*time.Second, "idle scenarios: wait this long after each step before reading RSS")
+	fs.StringVar(&c.stream, "stream", "EVENTS", "JetStream stream whose consumer count is sampled during publishing (empty: off)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: natsse-bench run -scenario s1 [flags]: the same clients and publish plan against natsse, then the ceiling;\nprints deliveries per server CPU-second and natsse's ratio to the ceiling as JSON.")
 		fs.PrintDefaults()
@@ -97,8 +104,9 @@ func cmdRun(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	idle, isIdle := idleScenarios[c.name]
 	sc, ok := scenarios[c.name]
-	if !ok {
+	if !ok && !isIdle {
 		return fmt.Errorf("unknown scenario %q", c.name)
 	}
 	if *clients > 0 {
@@ -118,6 +126,15 @@ func cmdRun(args []string) error {
 		if err := os.MkdirAll(c.outDir, 0o755); err != nil {
 			return err
 		}
+	}
+	if isIdle {
+		res, err := runIdle(c, idle, *settle)
+		if res != nil {
+			if werr := writeJSON(res); werr != nil && err == nil {
+				err = werr
+			}
+		}
+		return err
 	}
 	res, err := runScenario(c)
 	if res != nil {
@@ -225,6 +242,7 @@ func runPhase(c runConfig, t runTarget, runID string) (*phaseResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	cw := watchConsumers(ctx, c.natsURL, c.stream)
 	pub, err := publish(ctx, publishConfig{natsURL: c.natsURL, plan: p, rate: sc.rate, size: sc.size, maxPending: 4000, ackTimeout: 30 * time.Second})
 	if err != nil {
 		return nil, fmt.Errorf("publish: %v", err)
@@ -242,6 +260,9 @@ func runPhase(c runConfig, t runTarget, runID string) (*phaseResult, error) {
 		}
 		clientCPU += (cp.cmd.ProcessState.UserTime() + cp.cmd.ProcessState.SystemTime()).Seconds()
 		s, err := readSummary(cp.out)
+		if c.outDir == "" {
+			os.Remove(cp.out) // only kept with -out
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -252,6 +273,7 @@ func runPhase(c runConfig, t runTarget, runID string) (*phaseResult, error) {
 		return nil, err
 	}
 	ph := &phaseResult{Target: t.name, URL: t.url, Clients: mergeSummaries(sums), Publish: pub, ClientCPU: clientCPU}
+	ph.MaxConsumers, ph.ConsumerSamples = cw.stop()
 	var total float64
 	for i, pid := range pids {
 		d := delta(before[i], after[i])
@@ -277,11 +299,12 @@ func runPhase(c runConfig, t runTarget, runID string) (*phaseResult, error) {
 
 // clientProc is one "natsse-bench clients" child process.
 type clientProc struct {
-	cmd    *exec.Cmd
-	out    string
-	ready  chan struct{}
-	exited chan struct{}
-	err    error
+	cmd       *exec.Cmd
+	out       string
+	ready     chan struct{}
+	readyLine string // set before ready is closed
+	exited    chan struct{}
+	err       error
 }
 
 func startClients(ctx context.Context, self, out string, args []string) (*clientProc, error) {
@@ -317,6 +340,7 @@ func (cp *clientProc) scan(r io.Reader) {
 	for sc.Scan() {
 		line := sc.Text()
 		if strings.HasPrefix(line, "READY ") && !readyClosed {
+			cp.readyLine = line
 			close(cp.ready)
 			readyClosed = true
 		}

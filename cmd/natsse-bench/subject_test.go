@@ -54,3 +54,13 @@ func TestRequestSubjects(t *testing.T) {
 		}
 	}
 }
+
+func TestReadyField(t *testing.T) {
+	line := "READY clients=9000 connected=8990 connect_seconds=1.25"
+	if got := readyField(line, "connected"); got != 8990 {
+		t.Errorf("connected = %d", got)
+	}
+	if got := readyField(line, "missing"); got != 0 {
+		t.Errorf("missing = %d", got)
+	}
+}

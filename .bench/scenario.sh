@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# One benchmark scenario of BENCHMARKS.md, end to end on loopback:
+#   .bench/scenario.sh s1 [extra natsse-bench run flags...]
+# builds natsse, natsse-bench and nats-server (from the module cache) into a
+# temp dir, starts a standalone nats-server with JetStream, natsse in
+# connected mode and the ceiling server against it, runs
+# "natsse-bench run -scenario sN" (JSON on stdout, progress on stderr), then
+# stops everything it started and removes the temp dir.
+# Ports: BENCH_NATS_PORT (24222), BENCH_NATSSE_PORT (28080), BENCH_CEILING_PORT (28090).
+set -euo pipefail
+scenario="${1:?usage: .bench/scenario.sh s1|s2|s3|s4|s5|s8 [run flags]}"
+shift
+cd "$(dirname "$0")/.."
+nport="${BENCH_NATS_PORT:-24222}"
+hport="${BENCH_NATSSE_PORT:-28080}"
+cport="${BENCH_CEILING_PORT:-28090}"
+tmp="$(mktemp -d /tmp/natsse-bench.XXXXXX)"
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do
+		for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+		kill -9 "$p" 2>/dev/null || true
+	done
+	if [ -n "${BENCH_LOGS:-}" ]; then mkdir -p "$BENCH_LOGS" && cp "$tmp"/*.log "$tmp"/ceiling.json "$BENCH_LOGS"/ 2>/dev/null || true; fi
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+go build -o "$tmp/natsse" ./cmd/natsse
+go build -o "$tmp/nb" ./cmd/natsse-bench
+go build -o "$tmp/nats-server" github.com/nats-io/nats-server/v2
+
+waitport() { # host:port, seconds
+	for _ in $(seq 1 $(($2 * 10))); do
+		if (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null; then return 0; fi
+		sleep 0.1
+	done
+	echo "nothing listening on $1 after $2 s" >&2
+	return 1
+}
+
+for port in "$nport" "$hport" "$cport"; do
+	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+		echo "127.0.0.1:$port is already in use: set BENCH_NATS_PORT / BENCH_NATSSE_PORT / BENCH_CEILING_PORT" >&2
+		exit 1
+	fi
+done
+
+"$tmp/nats-server" -js -sd "$tmp/js" -a 127.0.0.1 -p "$nport" >"$tmp/nats.log" 2>&1 &
+pids+=($!); natspid=$!
+waitport "127.0.0.1:$nport" 10
+
+NATS_URL="nats://127.0.0.1:$nport" NATSSE_ANONYMOUS=true NATSSE_STREAM_CREATE=true \
+	NATSSE_HTTP_ADDR="127.0.0.1:$hport" NATSSE_LOG_LEVEL=warn NATSSE_LOG_FORMAT=json \
+	"$tmp/natsse" >"$tmp/natsse.log" 2>&1 &
+pids+=($!); natssepid=$!
+waitport "127.0.0.1:$hport" 20
+
+"$tmp/nb" ceiling -listen "127.0.0.1:$cport" -nats "nats://127.0.0.1:$nport" >"$tmp/ceiling.json" 2>"$tmp/ceiling.log" &
+pids+=($!); ceilingpid=$!
+waitport "127.0.0.1:$cport" 10
+
+echo "nats-server pid $natspid, natsse pid $natssepid, ceiling pid $ceilingpid" >&2
+"$tmp/nb" run -scenario "$scenario" -nats "nats://127.0.0.1:$nport" \
+	-url "http://127.0.0.1:$hport" -natsse-pid "$natssepid" \
+	-ceiling-url "http://127.0.0.1:$cport" -ceiling-pid "$ceilingpid" \
+	-nats-pid "$natspid" "$@"
