@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/natsse/natsse/subjects"
 )
 
 // The ceiling server is the yardstick: the least work any SSE gateway must
@@ -173,7 +174,7 @@ func (c *ceiling) serve(nc net.Conn) {
 	cc := &cconn{nc: nc, writing: true}
 	var exact []string
 	for _, s := range subs {
-		if isWildcard(s) {
+		if !subjects.IsLiteral(s) {
 			cc.wild = append(cc.wild, s)
 		} else {
 			exact = append(exact, s)
@@ -252,7 +253,7 @@ func (c *ceiling) dispatch(m *nats.Msg) {
 		for _, cc := range c.wild {
 			alive := true
 			for _, p := range cc.wild {
-				if subjectMatch(p, m.Subject) {
+				if subjects.Match(p, m.Subject) {
 					var queued bool
 					if queued, alive = c.queue(cc, frame); queued {
 						n++

@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/natsse/natsse/subjects"
 )
 
 // clientsConfig holds the flags of "natsse-bench clients".
@@ -526,7 +528,7 @@ func (x *expectations) get(subs []string) *expectation {
 	var e *expectation
 	literal := true
 	for _, s := range subs {
-		literal = literal && !isWildcard(s)
+		literal = literal && subjects.IsLiteral(s)
 	}
 	if literal {
 		if x.slot == nil {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/natsse/natsse/subjects"
 )
 
 // plan says what a publisher publishes, so that every client can compute
@@ -110,7 +112,7 @@ func newExpectation(p plan, patterns []string) *expectation {
 	for j := range p.numSubjects() {
 		subj := p.subject(j)
 		for _, pat := range patterns {
-			if subjectMatch(pat, subj) {
+			if subjects.Match(pat, subj) {
 				slots = append(slots, j)
 				break
 			}

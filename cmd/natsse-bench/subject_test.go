@@ -5,32 +5,6 @@ import (
 	"testing"
 )
 
-func TestSubjectMatch(t *testing.T) {
-	tests := []struct {
-		p, s string
-		want bool
-	}{
-		{"events.a.b", "events.a.b", true},
-		{"events.a.b", "events.a.c", false},
-		{"events.a", "events.a.b", false},
-		{"events.a.b", "events.a", false},
-		{"events.*", "events.a", true},
-		{"events.*", "events.a.b", false},
-		{"events.*.b", "events.x.b", true},
-		{"events.>", "events.a", true},
-		{"events.>", "events.a.b.c", true},
-		{"events.>", "events", false},
-		{">", "a", true},
-		{"events.users.*", "events.users.42", true},
-		{"events.users.1", "events.users.10", false},
-	}
-	for _, tt := range tests {
-		if got := subjectMatch(tt.p, tt.s); got != tt.want {
-			t.Errorf("subjectMatch(%q, %q) = %v, want %v", tt.p, tt.s, got, tt.want)
-		}
-	}
-}
-
 func TestRequestSubjects(t *testing.T) {
 	tests := []struct {
 		target string
