@@ -7,6 +7,9 @@
 # "natsse-bench run -scenario sN" (JSON on stdout, progress on stderr), then
 # stops everything it started and removes the temp dir.
 # Ports: BENCH_NATS_PORT (24222), BENCH_NATSSE_PORT (28080), BENCH_CEILING_PORT (28090).
+# BENCH_PROFILE=<dir>: CPU profiles of natsse and the ceiling while they deliver
+# (pprof on the HTTP port + 1 of each), written to <dir>/<run id>.pprof.
+# BENCH_LOGS=<dir>: keep the servers' logs.
 set -euo pipefail
 scenario="${1:?usage: .bench/scenario.sh s1|s2|s3|s4|s5|s8 [run flags]}"
 shift
@@ -51,13 +54,22 @@ done
 pids+=($!); natspid=$!
 waitport "127.0.0.1:$nport" 10
 
-NATS_URL="nats://127.0.0.1:$nport" NATSSE_ANONYMOUS=true NATSSE_STREAM_CREATE=true \
+profflags=()
+natsseprof=()
+ceilingprof=()
+if [ -n "${BENCH_PROFILE:-}" ]; then
+	natsseprof=(NATSSE_PPROF_ADDR="127.0.0.1:$((hport + 1))")
+	ceilingprof=(-pprof "127.0.0.1:$((cport + 1))")
+	profflags=(-profile "$BENCH_PROFILE" -natsse-pprof "http://127.0.0.1:$((hport + 1))" -ceiling-pprof "http://127.0.0.1:$((cport + 1))")
+fi
+
+env "${natsseprof[@]}" NATS_URL="nats://127.0.0.1:$nport" NATSSE_ANONYMOUS=true NATSSE_STREAM_CREATE=true \
 	NATSSE_HTTP_ADDR="127.0.0.1:$hport" NATSSE_LOG_LEVEL=warn NATSSE_LOG_FORMAT=json \
 	"$tmp/natsse" >"$tmp/natsse.log" 2>&1 &
 pids+=($!); natssepid=$!
 waitport "127.0.0.1:$hport" 20
 
-"$tmp/nb" ceiling -listen "127.0.0.1:$cport" -nats "nats://127.0.0.1:$nport" >"$tmp/ceiling.json" 2>"$tmp/ceiling.log" &
+"$tmp/nb" ceiling "${ceilingprof[@]}" -listen "127.0.0.1:$cport" -nats "nats://127.0.0.1:$nport" >"$tmp/ceiling.json" 2>"$tmp/ceiling.log" &
 pids+=($!); ceilingpid=$!
 waitport "127.0.0.1:$cport" 10
 
@@ -65,4 +77,4 @@ echo "nats-server pid $natspid, natsse pid $natssepid, ceiling pid $ceilingpid" 
 "$tmp/nb" run -scenario "$scenario" -nats "nats://127.0.0.1:$nport" \
 	-url "http://127.0.0.1:$hport" -natsse-pid "$natssepid" \
 	-ceiling-url "http://127.0.0.1:$cport" -ceiling-pid "$ceilingpid" \
-	-nats-pid "$natspid" "$@"
+	-nats-pid "$natspid" "${profflags[@]}" "$@"

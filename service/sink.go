@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 )
 
@@ -38,15 +39,20 @@ func (s *httpSink) done()                   {}
 // idle stream then costs little more than its goroutine.
 type connSink struct {
 	conn    net.Conn
-	bufs    net.Buffers
-	unwatch func() // stops the hangup watch; before the connection closes
+	bufs    *net.Buffers // the batch being built; from batchPool, nil between flushes
+	unwatch func()       // stops the hangup watch; before the connection closes
 }
 
-// maxKeptBufs bounds the batch slice kept between flushes.
-const maxKeptBufs = 64
+// batchPool holds the iovec slices of batches being written: a connection
+// holds one only between its first write and its flush, so idle streams
+// cost nothing for it and a burst of events does not grow a slice per
+// connection (which showed as GC work in the S1 profile, BENCHMARKS.md).
+var batchPool = sync.Pool{New: func() any { return new(net.Buffers) }}
+
+// maxPooledBufs keeps slices grown by a very large batch out of the pool.
+const maxPooledBufs = 4096
 
 func (s *connSink) setDeadline(t time.Time) { _ = s.conn.SetWriteDeadline(t) }
-func (s *connSink) write(b []byte) error    { s.bufs = append(s.bufs, b); return nil }
 func (s *connSink) abort()                  { _ = s.conn.Close() }
 func (s *connSink) done() {
 	if s.unwatch != nil {
@@ -55,14 +61,26 @@ func (s *connSink) done() {
 	_ = s.conn.Close()
 }
 
+func (s *connSink) write(b []byte) error {
+	if s.bufs == nil {
+		s.bufs = batchPool.Get().(*net.Buffers)
+	}
+	*s.bufs = append(*s.bufs, b)
+	return nil
+}
+
 func (s *connSink) flush() error {
-	b := s.bufs
+	if s.bufs == nil {
+		return nil
+	}
+	bufs := s.bufs
+	s.bufs = nil
+	b := *bufs // WriteTo consumes its receiver; keep the slice itself
 	_, err := b.WriteTo(s.conn)
-	if cap(s.bufs) > maxKeptBufs {
-		s.bufs = nil
-	} else {
-		clear(s.bufs)
-		s.bufs = s.bufs[:0]
+	if cap(*bufs) <= maxPooledBufs {
+		clear(*bufs)
+		*bufs = (*bufs)[:0]
+		batchPool.Put(bufs)
 	}
 	return err
 }
@@ -79,5 +97,7 @@ func hijack(w http.ResponseWriter) (*connSink, error) {
 	head.WriteString("HTTP/1.1 200 OK\r\n")
 	_ = w.Header().Write(&head)
 	head.WriteString("\r\n")
-	return &connSink{conn: conn, bufs: net.Buffers{head.Bytes()}}, nil
+	out := &connSink{conn: conn}
+	_ = out.write(head.Bytes())
+	return out, nil
 }

@@ -7,8 +7,11 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -22,10 +25,13 @@ import (
 // The ceiling server is the yardstick: the least work any SSE gateway must
 // do to deliver the same frames to the same clients. One core NATS
 // subscription, each message encoded into a frame once, and the frame handed
-// to every matching connection, whose writer writes all that has queued up in
-// one Write. No JetStream, no resume, no HTTP library, no chunking. Every
-// natsse figure is reported as a ratio to this server measured in the same
-// run, which stays meaningful on a noisy machine.
+// to every matching connection. A fixed pool of writers (one per core) writes
+// each connection's queued frames with one non-blocking write; only a
+// connection whose socket buffer is full gets a goroutine of its own until it
+// has caught up. No JetStream, no resume, no HTTP library, no chunking, no
+// goroutine or buffer per connection. Every natsse figure is reported as a
+// ratio to this server measured in the same run, which stays meaningful on a
+// noisy machine.
 
 // ceilingHeader is the whole response header: HTTP/1.1 without chunking, the
 // body ends when the connection closes.
@@ -35,31 +41,52 @@ type ceiling struct {
 	maxQueue     int
 	writeTimeout time.Duration
 
-	mu    sync.Mutex
-	exact map[string][]*cconn // literal subject -> connections
-	wild  []*cconn            // connections with at least one wildcard pattern
-	seq   uint64              // id of the last frame; touched only by the NATS callback
+	mu      sync.Mutex
+	exact   map[string][]*cconn // literal subject -> connections
+	wild    []*cconn            // connections with at least one wildcard pattern
+	seq     uint64              // id of the last frame; touched only by the NATS callback
+	writers []*cwriter
+	batches [][]*cconn // per writer, connections that became ready in this dispatch; under mu
+	next    atomic.Uint64
 
 	conns     atomic.Int64
 	messages  atomic.Uint64
 	delivered atomic.Uint64
 	writes    atomic.Uint64
+	slowMode  atomic.Uint64 // times a connection's socket was full and it got its own goroutine
 	slow      atomic.Uint64 // connections dropped because their queue was full
 	closed    atomic.Uint64 // connections dropped on a write error
 }
 
+// Who writes a connection's queue.
+const (
+	stateIdle      = iota // nothing queued; the next frame schedules it on its writer
+	stateScheduled        // on its writer's ready list or being written by it
+	stateOwn              // a goroutine of its own writes (headers, or a full socket)
+)
+
 // cconn is one client connection of the ceiling server.
 type cconn struct {
 	nc      net.Conn
+	rc      syscall.RawConn // nil: not a socket, every write takes the slow path
+	w       *cwriter
+	widx    int      // w's index in ceiling.writers
 	wild    []string // wildcard patterns, matched per message
-	lastSeq uint64   // last frame queued, so overlapping patterns get it once; under mu
+	lastSeq uint64   // last frame queued, so overlapping patterns get it once; under ceiling.mu
 	mu      sync.Mutex
-	q       [][]byte // frames waiting for the writer
-	writing bool     // a writer goroutine owns the connection
+	q       [][]byte // frames waiting to be written
+	state   uint8
 	dead    bool
 }
 
-var writeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+// cwriter is one of the writer goroutines: it writes the connections put on
+// its ready list, one non-blocking write each.
+type cwriter struct {
+	mu    sync.Mutex
+	ready []*cconn
+	wake  chan struct{} // one pending signal is enough
+	buf   []byte
+}
 
 func cmdCeiling(args []string) error {
 	fs := flag.NewFlagSet("ceiling", flag.ContinueOnError)
@@ -70,6 +97,7 @@ func cmdCeiling(args []string) error {
 	c := newCeiling()
 	fs.IntVar(&c.maxQueue, "max-queue", 10000, "frames queued per connection before it is dropped as too slow")
 	fs.DurationVar(&c.writeTimeout, "write-timeout", 30*time.Second, "a write blocked this long drops the connection")
+	pprofAddr := fs.String("pprof", "", "serve Go's /debug/pprof on this address (off when empty)")
 	sweep := fs.Duration("sweep", 5*time.Second, "interval of the check for connections the clients closed (0: only on write errors)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: natsse-bench ceiling [flags]: the raw-socket SSE server natsse is compared against.\nGET /events/a/b, /events/users/*, ?subject=... like natsse; ids are the server's own counter.")
@@ -83,6 +111,13 @@ func cmdCeiling(args []string) error {
 	ctx, cancel2 := context.WithTimeout(ctx, *duration)
 	defer cancel2()
 
+	if *pprofAddr != "" {
+		pln, err := net.Listen("tcp", *pprofAddr)
+		if err != nil {
+			return err
+		}
+		go func() { _ = http.Serve(pln, nil) }() // net/http/pprof registers on the default mux
+	}
 	nc, err := nats.Connect(*natsURL, nats.Name("natsse-bench ceiling"), nats.MaxReconnects(-1))
 	if err != nil {
 		return err
@@ -105,12 +140,19 @@ func cmdCeiling(args []string) error {
 	_ = sub.Unsubscribe()
 	return writeJSON(map[string]any{
 		"connections": c.conns.Load(), "messages": c.messages.Load(), "delivered": c.delivered.Load(),
-		"writes": c.writes.Load(), "slow_dropped": c.slow.Load(), "closed": c.closed.Load(), "nats_dropped": dropped,
+		"writes": c.writes.Load(), "own_writer_starts": c.slowMode.Load(), "slow_dropped": c.slow.Load(), "closed": c.closed.Load(), "nats_dropped": dropped,
 	})
 }
 
 func newCeiling() *ceiling {
-	return &ceiling{exact: map[string][]*cconn{}, maxQueue: 10000, writeTimeout: 30 * time.Second}
+	c := &ceiling{exact: map[string][]*cconn{}, maxQueue: 10000, writeTimeout: 30 * time.Second}
+	for range runtime.GOMAXPROCS(0) {
+		w := &cwriter{wake: make(chan struct{}, 1), buf: make([]byte, 0, 64<<10)}
+		c.writers = append(c.writers, w)
+		go c.runWriter(w)
+	}
+	c.batches = make([][]*cconn, len(c.writers))
+	return c
 }
 
 // subscribe makes the one core NATS subscription.
@@ -171,7 +213,12 @@ func (c *ceiling) serve(nc net.Conn) {
 		nc.Close()
 		return
 	}
-	cc := &cconn{nc: nc, writing: true}
+	// Until the header is out, the connection's own goroutine writes it.
+	widx := int(c.next.Add(1) % uint64(len(c.writers)))
+	cc := &cconn{nc: nc, state: stateOwn, w: c.writers[widx], widx: widx}
+	if sc, ok := nc.(syscall.Conn); ok {
+		cc.rc, _ = sc.SyscallConn()
+	}
 	var exact []string
 	for _, s := range subs {
 		if !subjects.IsLiteral(s) {
@@ -190,11 +237,7 @@ func (c *ceiling) serve(nc net.Conn) {
 	c.mu.Unlock()
 	c.conns.Add(1)
 	nc.SetDeadline(time.Time{})
-	nc.SetWriteDeadline(time.Now().Add(c.writeTimeout))
-	if _, err := nc.Write([]byte(ceilingHeader)); err != nil {
-		c.kill(cc, &c.closed)
-	}
-	c.writer(cc)
+	c.ownWriter(cc, []byte(ceilingHeader))
 }
 
 // readRequest reads a request head and returns its target; the rest of the
@@ -268,13 +311,29 @@ func (c *ceiling) dispatch(m *nats.Msg) {
 		clear(c.wild[len(live):])
 		c.wild = live
 	}
+	for i, b := range c.batches {
+		if len(b) == 0 {
+			continue
+		}
+		w := c.writers[i]
+		w.mu.Lock()
+		w.ready = append(w.ready, b...)
+		w.mu.Unlock()
+		select {
+		case w.wake <- struct{}{}:
+		default:
+		}
+		clear(b)
+		c.batches[i] = b[:0]
+	}
 	c.mu.Unlock()
 	c.delivered.Add(n)
 }
 
-// queue appends frame to cc's queue and starts its writer if none runs. It
-// reports whether the frame was queued and whether cc stays in the index.
-// A frame already queued (overlapping patterns) is not queued again.
+// queue appends frame to cc's queue and, when nobody is about to write it,
+// puts it on its writer's batch. It reports whether the frame was queued
+// and whether cc stays in the index. A frame already queued (overlapping
+// patterns) is not queued again. Called under c.mu.
 func (c *ceiling) queue(cc *cconn, frame []byte) (queued, alive bool) {
 	cc.mu.Lock()
 	if cc.dead {
@@ -292,45 +351,123 @@ func (c *ceiling) queue(cc *cconn, frame []byte) (queued, alive bool) {
 		return false, false
 	}
 	cc.q = append(cc.q, frame)
-	start := !cc.writing
-	cc.writing = true
+	schedule := cc.state == stateIdle
+	if schedule {
+		cc.state = stateScheduled
+	}
 	cc.mu.Unlock()
-	if start {
-		go c.writer(cc)
+	if schedule {
+		c.batches[cc.widx] = append(c.batches[cc.widx], cc)
 	}
 	return true, true
 }
 
-// writer writes everything queued in one Write per round and exits when the
-// queue is empty, so an idle connection holds no goroutine.
-func (c *ceiling) writer(cc *cconn) {
-	bp := writeBufs.Get().(*[]byte)
-	defer writeBufs.Put(bp)
+// runWriter writes the connections on w's ready list, forever.
+func (c *ceiling) runWriter(w *cwriter) {
+	var batch []*cconn
+	for range w.wake {
+		w.mu.Lock()
+		batch, w.ready = w.ready, batch[:0]
+		w.mu.Unlock()
+		for i, cc := range batch {
+			c.flush(w, cc)
+			batch[i] = nil
+		}
+	}
+}
+
+// flush writes everything queued on cc with one non-blocking write. What
+// the socket does not take goes to a goroutine of cc's own, so one slow
+// client never holds up the others on this writer.
+func (c *ceiling) flush(w *cwriter, cc *cconn) {
+	cc.mu.Lock()
+	if cc.dead || cc.state != stateScheduled {
+		cc.mu.Unlock()
+		return
+	}
+	b := w.buf[:0]
+	for _, f := range cc.q {
+		b = append(b, f...)
+	}
+	clear(cc.q)
+	cc.q = cc.q[:0]
+	cc.mu.Unlock()
+	if cap(b) <= 1<<20 {
+		w.buf = b // keep a grown buffer, but not a huge one
+	}
+	n := 0
+	if cc.rc != nil {
+		var werr error
+		c.writes.Add(1)
+		err := cc.rc.Write(func(fd uintptr) bool {
+			n, werr = syscall.Write(int(fd), b)
+			return true // one attempt: never wait for the socket here
+		})
+		if n < 0 {
+			n = 0
+		}
+		if err != nil || (werr != nil && werr != syscall.EAGAIN && werr != syscall.EINTR) {
+			c.kill(cc, &c.closed)
+			return
+		}
+	}
+	cc.mu.Lock()
+	if cc.dead {
+		cc.mu.Unlock()
+		return
+	}
+	if n < len(b) {
+		cc.state = stateOwn
+		cc.mu.Unlock()
+		c.slowMode.Add(1)
+		go c.ownWriter(cc, append([]byte(nil), b[n:]...))
+		return
+	}
+	if len(cc.q) == 0 {
+		cc.state = stateIdle
+		cc.mu.Unlock()
+		return
+	}
+	cc.mu.Unlock()
+	// More arrived meanwhile: write it in this writer's next round.
+	w.mu.Lock()
+	w.ready = append(w.ready, cc)
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// ownWriter writes rest and then the queue with blocking writes until the
+// queue is empty, then hands cc back to its writer.
+func (c *ceiling) ownWriter(cc *cconn, rest []byte) {
 	for range 1 << 30 {
+		if len(rest) > 0 {
+			cc.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+			c.writes.Add(1)
+			if _, err := cc.nc.Write(rest); err != nil {
+				c.kill(cc, &c.closed)
+				return
+			}
+		}
 		cc.mu.Lock()
-		if cc.dead || len(cc.q) == 0 {
-			cc.writing = false
-			cc.q = nil
+		if cc.dead {
 			cc.mu.Unlock()
 			return
 		}
-		b := (*bp)[:0]
+		if len(cc.q) == 0 {
+			cc.state = stateIdle
+			cc.mu.Unlock()
+			return
+		}
+		rest = rest[:0]
 		for _, f := range cc.q {
-			b = append(b, f...)
+			rest = append(rest, f...)
 		}
 		clear(cc.q)
 		cc.q = cc.q[:0]
 		cc.mu.Unlock()
-		*bp = b
-		cc.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout))
-		c.writes.Add(1)
-		if _, err := cc.nc.Write(b); err != nil {
-			c.kill(cc, &c.closed)
-			return
-		}
-		if cap(b) > 1<<20 {
-			*bp = make([]byte, 0, 16<<10) // do not pool huge buffers
-		}
 	}
 }
 

@@ -228,6 +228,9 @@ func (r *runner) wait(ctx context.Context, cancel context.CancelFunc, start time
 			fmt.Fprintf(os.Stderr, "READY clients=%d connected=%d connect_seconds=%.2f\n", len(clients), r.connected.Load(), connectSeconds)
 		}
 		if ready && r.cfg.plan != nil && r.complete.Load() == int64(len(clients)) {
+			// "run" samples the servers' CPU here, before the clients hang up,
+			// so no server is charged for closing connections.
+			fmt.Fprintf(os.Stderr, "COMPLETE clients=%d\n", len(clients))
 			select {
 			case <-ctx.Done():
 			case <-time.After(r.cfg.linger):

@@ -46,12 +46,14 @@ type runConfig struct {
 	timeout    time.Duration
 	outDir     string
 	stream     string
+	profileDir string
 }
 
 type runTarget struct {
-	name string // natsse or ceiling
-	url  string
-	pid  int
+	name  string // natsse or ceiling
+	url   string
+	pid   int
+	pprof string // base URL of its /debug/pprof, for -profile
 }
 
 // phaseResult is one target's measurement.
@@ -96,6 +98,9 @@ func cmdRun(args []string) error {
 	fs.DurationVar(&c.timeout, "timeout", 3*time.Minute, "limit per phase: connecting, publishing and receiving")
 	fs.StringVar(&c.outDir, "out", "", "directory for the raw JSON of every client process and phase")
 	settle := fs.Duration("settle", 5*time.Second, "idle scenarios: wait this long after each step before reading RSS")
+	natssePprof := fs.String("natsse-pprof", "", "natsse's pprof base URL (NATSSE_PPROF_ADDR), for -profile")
+	ceilingPprof := fs.String("ceiling-pprof", "", "the ceiling's pprof base URL (ceiling -pprof), for -profile")
+	fs.StringVar(&c.profileDir, "profile", "", "directory for a CPU profile of each server while it delivers (needs -natsse-pprof / -ceiling-pprof)")
 	fs.StringVar(&c.stream, "stream", "EVENTS", "JetStream stream whose consumer count is sampled during publishing (empty: off)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: natsse-bench run -scenario s1 [flags]: the same clients and publish plan against natsse, then the ceiling;\nprints deliveries per server CPU-second and natsse's ratio to the ceiling as JSON.")
@@ -117,14 +122,16 @@ func cmdRun(args []string) error {
 	}
 	c.sc = sc
 	if *natsseURL != "" {
-		c.targets = append(c.targets, runTarget{"natsse", *natsseURL, *natssePid})
+		c.targets = append(c.targets, runTarget{"natsse", *natsseURL, *natssePid, *natssePprof})
 	}
 	if *ceilingURL != "" {
-		c.targets = append(c.targets, runTarget{"ceiling", *ceilingURL, *ceilingPid})
+		c.targets = append(c.targets, runTarget{"ceiling", *ceilingURL, *ceilingPid, *ceilingPprof})
 	}
-	if c.outDir != "" {
-		if err := os.MkdirAll(c.outDir, 0o755); err != nil {
-			return err
+	for _, d := range []string{c.outDir, c.profileDir} {
+		if d != "" {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				return err
+			}
 		}
 	}
 	if isIdle {
@@ -243,9 +250,23 @@ func runPhase(c runConfig, t runTarget, runID string) (*phaseResult, error) {
 		return nil, err
 	}
 	cw := watchConsumers(ctx, c.natsURL, c.stream)
+	prof := startProfile(ctx, c, t, runID)
+	defer prof.wait()
 	pub, err := publish(ctx, publishConfig{natsURL: c.natsURL, plan: p, rate: sc.rate, size: sc.size, maxPending: 4000, ackTimeout: 30 * time.Second})
 	if err != nil {
 		return nil, fmt.Errorf("publish: %v", err)
+	}
+	for _, cp := range procs {
+		select {
+		case <-cp.complete:
+		case <-cp.exited:
+		case <-ctx.Done():
+			return nil, errors.New("clients did not get everything in time")
+		}
+	}
+	after, err := readProcs(pids)
+	if err != nil {
+		return nil, err
 	}
 	var sums []*summary
 	var clientCPU float64
@@ -267,10 +288,6 @@ func runPhase(c runConfig, t runTarget, runID string) (*phaseResult, error) {
 			return nil, err
 		}
 		sums = append(sums, s)
-	}
-	after, err := readProcs(pids)
-	if err != nil {
-		return nil, err
 	}
 	ph := &phaseResult{Target: t.name, URL: t.url, Clients: mergeSummaries(sums), Publish: pub, ClientCPU: clientCPU}
 	ph.MaxConsumers, ph.ConsumerSamples = cw.stop()
@@ -303,6 +320,7 @@ type clientProc struct {
 	out       string
 	ready     chan struct{}
 	readyLine string // set before ready is closed
+	complete  chan struct{} // closed when the process says every client got everything
 	exited    chan struct{}
 	err       error
 }
@@ -323,7 +341,7 @@ func startClients(ctx context.Context, self, out string, args []string) (*client
 		f.Close()
 		return nil, err
 	}
-	cp := &clientProc{cmd: cmd, out: out, ready: make(chan struct{}), exited: make(chan struct{})}
+	cp := &clientProc{cmd: cmd, out: out, ready: make(chan struct{}), complete: make(chan struct{}), exited: make(chan struct{})}
 	go func() {
 		cp.scan(stderr)
 		cp.err = cmd.Wait()
@@ -336,13 +354,17 @@ func startClients(ctx context.Context, self, out string, args []string) (*client
 // scan forwards the child's stderr and notices its READY line.
 func (cp *clientProc) scan(r io.Reader) {
 	sc := bufio.NewScanner(r)
-	readyClosed := false
+	readyClosed, completeClosed := false, false
 	for sc.Scan() {
 		line := sc.Text()
 		if strings.HasPrefix(line, "READY ") && !readyClosed {
 			cp.readyLine = line
 			close(cp.ready)
 			readyClosed = true
+		}
+		if strings.HasPrefix(line, "COMPLETE ") && !completeClosed {
+			close(cp.complete)
+			completeClosed = true
 		}
 		fmt.Fprintf(os.Stderr, "  [clients %d] %s\n", cp.cmd.Process.Pid, line)
 	}

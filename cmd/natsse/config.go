@@ -32,6 +32,7 @@ type config struct {
 	BasePath       string   `env:"NATSSE_BASE_PATH" help:"mount everything under this path prefix"`
 	CORSOrigins    []string `env:"NATSSE_CORS_ORIGINS" help:"origins allowed cross-origin, comma separated; * = any, without credentials"`
 	MetricsAddr    string   `env:"NATSSE_METRICS_ADDR" help:"serve /metrics on this address only, off the public one"`
+	PprofAddr      string   `env:"NATSSE_PPROF_ADDR" help:"serve Go's /debug/pprof on this address (off by default; keep it private)"`
 	EmbeddedListen string   `env:"NATSSE_EMBEDDED_LISTEN" envDefault:"127.0.0.1:4222" help:"embedded mode: NATS client listen address (- = in-process only)"`
 	StoreDir       string   `env:"NATSSE_STORE_DIR" envDefault:"./data" help:"embedded mode: JetStream storage directory"`
 	Anonymous      bool     `env:"NATSSE_ANONYMOUS" help:"connected mode: serve anonymous subscribers on purpose"`

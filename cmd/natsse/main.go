@@ -113,6 +113,13 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		defer msrv.Close()
 		log.Info("metrics", "addr", mln.Addr().String())
 	}
+	if cfg.PprofAddr != "" {
+		stopPprof, err := servePprof(cfg.PprofAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+	}
 	if cfg.embedded() {
 		// The embedded stream is there in milliseconds: say "ready" when it is.
 		select {
