@@ -20,6 +20,9 @@ cport="${BENCH_CEILING_PORT:-28090}"
 tmp="$(mktemp -d /tmp/natsse-bench.XXXXXX)"
 pids=()
 cleanup() {
+	if [ -n "${BENCH_LOGS:-}" ]; then
+		mkdir -p "$BENCH_LOGS" && curl -s "http://127.0.0.1:$hport/metrics" >"$BENCH_LOGS/natsse.metrics" 2>/dev/null || true
+	fi
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${pids[@]}"; do
 		for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
@@ -64,7 +67,7 @@ if [ -n "${BENCH_PROFILE:-}" ]; then
 fi
 
 env "${natsseprof[@]}" NATS_URL="nats://127.0.0.1:$nport" NATSSE_ANONYMOUS=true NATSSE_STREAM_CREATE=true \
-	NATSSE_HTTP_ADDR="127.0.0.1:$hport" NATSSE_LOG_LEVEL=warn NATSSE_LOG_FORMAT=json \
+	NATSSE_HTTP_ADDR="127.0.0.1:$hport" NATSSE_LOG_LEVEL="${BENCH_NATSSE_LOG_LEVEL:-warn}" NATSSE_LOG_FORMAT=json \
 	"$tmp/natsse" >"$tmp/natsse.log" 2>&1 &
 pids+=($!); natssepid=$!
 waitport "127.0.0.1:$hport" 20

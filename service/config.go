@@ -65,6 +65,9 @@ type Config struct {
 	// short-lived consumer); other resumes wait with their stream open.
 	// Default 16.
 	ReplayConcurrency int
+	// ReplayCacheBytes bounds what replays keep in memory for other streams
+	// resuming on the same subjects. Default 64 MiB.
+	ReplayCacheBytes int
 	// MaxStreams bounds open streams in total; beyond it, the soft refusal.
 	// Default: from the open-file limit.
 	MaxStreams int
@@ -107,6 +110,7 @@ func (c Config) WithDefaults() Config {
 	def(&c.RingBytes, 64<<20)
 	def(&c.QueueEvents, 512)
 	def(&c.ReplayConcurrency, 16)
+	def(&c.ReplayCacheBytes, 64<<20)
 	def(&c.MaxStreams, defaultMaxStreams())
 	def(&c.MaxSubjects, 16)
 	def(&c.MaxURLBytes, 8<<10)
@@ -127,7 +131,7 @@ func (c Config) Validate() error {
 	}
 	positive := map[string]int{
 		"ring events": c.RingEvents, "ring bytes": c.RingBytes, "queue events": c.QueueEvents,
-		"replay concurrency": c.ReplayConcurrency, "max streams": c.MaxStreams,
+		"replay concurrency": c.ReplayConcurrency, "replay cache bytes": c.ReplayCacheBytes, "max streams": c.MaxStreams,
 		"max subjects": c.MaxSubjects, "max URL bytes": c.MaxURLBytes,
 	}
 	for name, v := range positive {

@@ -196,6 +196,7 @@ func (s *Server) runStream(ctx context.Context, st *stream, live bool) {
 		return
 	}
 	err := st.run(ctx, live)
+	s.metrics.ended.WithLabelValues(endReason(err)).Inc()
 	if err != nil && !errors.Is(err, errStopped) && !errors.Is(err, context.Canceled) && s.log.Enabled(ctx, slog.LevelDebug) {
 		s.log.Debug("stream ended", "sub", st.sub, "pos", st.pos, "err", err)
 	}

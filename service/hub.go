@@ -38,6 +38,7 @@ type hub struct {
 	tick   chan struct{} // closed and replaced every heartbeat tick
 
 	replaySlots chan struct{}
+	replays     *replayCache
 
 	boundsMu       sync.Mutex
 	boundsInflight *boundsCall
@@ -62,6 +63,7 @@ func newHub(cfg Config, nc *nats.Conn, m *metrics) (*hub, error) {
 		index:       subjects.NewIndex[*subscriber](),
 		tick:        make(chan struct{}),
 		replaySlots: make(chan struct{}, cfg.ReplayConcurrency),
+		replays:     newReplayCache(cfg.ReplayCacheBytes),
 		started:     make(chan struct{}),
 	}, nil
 }
@@ -259,6 +261,7 @@ func (h *hub) dispatch(f *frame) {
 		// positions; clients resume through JetStream.
 		h.log.Warn("stream sequence went back; was the stream recreated?", "seq", f.seq, "head", h.ring.head)
 		h.ring.reset(f.seq - 1)
+		h.replays.reset()
 	}
 	h.ring.push(f)
 	h.index.Match(f.subject, func(s *subscriber) {

@@ -12,8 +12,11 @@ type metrics struct {
 	upstream  prometheus.Counter
 	detached  prometheus.Counter
 	replays   prometheus.Counter
-	resets    prometheus.Counter
-	requests  *prometheus.CounterVec
+	// replayShared counts replayed events served from the replay cache.
+	replayShared prometheus.Counter
+	resets       prometheus.Counter
+	requests     *prometheus.CounterVec
+	ended        *prometheus.CounterVec
 }
 
 func newMetrics(s *Server) *metrics {
@@ -21,16 +24,19 @@ func newMetrics(s *Server) *metrics {
 		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: "natsse", Name: name, Help: help})
 	}
 	m := &metrics{
-		registry:  prometheus.NewRegistry(),
-		delivered: counter("events_delivered_total", "Events written to clients."),
-		upstream:  counter("upstream_events_total", "Messages received from the stream's upstream consumer."),
-		detached:  counter("slow_client_fallbacks_total", "Times a client fell too far behind to stay live and went back to catching up."),
-		replays:   counter("replays_total", "Catch-ups that needed a JetStream consumer because the ring no longer held the position."),
-		resets:    counter("resets_total", "reset events sent because a requested position was gone."),
+		registry:     prometheus.NewRegistry(),
+		delivered:    counter("events_delivered_total", "Events written to clients."),
+		upstream:     counter("upstream_events_total", "Messages received from the stream's upstream consumer."),
+		detached:     counter("slow_client_fallbacks_total", "Times a client fell too far behind to stay live and went back to catching up."),
+		replays:      counter("replays_total", "Catch-ups that needed a JetStream consumer because the ring no longer held the position."),
+		replayShared: counter("replay_shared_events_total", "Replayed events served from what another stream's replay read (the replay cache)."),
+		resets:       counter("resets_total", "reset events sent because a requested position was gone."),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "natsse", Name: "stream_requests_total",
 			Help: "Stream requests by outcome: stream, soft_refusal, or the HTTP status of a refusal."}, []string{"outcome"}),
 	}
-	m.registry.MustRegister(m.delivered, m.upstream, m.detached, m.replays, m.resets, m.requests,
+	m.ended = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "natsse", Name: "streams_ended_total",
+		Help: "Streams that ended, by why: client_closed, write_timeout (the client stopped reading), write_error, stopped (shutdown, stream age), other."}, []string{"reason"})
+	m.registry.MustRegister(m.ended, m.delivered, m.upstream, m.detached, m.replays, m.replayShared, m.resets, m.requests,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "natsse", Name: "streams_open", Help: "Open SSE streams."},
 			func() float64 { return float64(s.open.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "natsse", Name: "ready", Help: "1 while /readyz answers 200."},

@@ -13,7 +13,7 @@ import (
 const replayPrefetch = 256
 
 // flushEvery bounds how many replayed events wait in the buffer unflushed.
-const flushEvery = 64
+const flushEvery = 256
 
 // writeError marks a failed write to the client: the stream is over, unlike
 // a NATS error, after which the replay is tried again.
@@ -22,14 +22,70 @@ type writeError struct{ error }
 func (e writeError) Unwrap() error { return e.error }
 
 // replay brings the stream from pos up to the hub's head through JetStream,
-// with a short-lived consumer per attempt.
+// with a short-lived consumer per attempt. Streams on the same subjects
+// share what they read through the replay cache: one reads, the others
+// follow from memory.
 func (st *stream) replay(ctx context.Context) error {
+	h := st.srv.hub
+	head := h.head()
+	if st.since != nil || head <= st.pos {
+		return st.replayOwn(ctx, nil)
+	}
+	key := filterKey(st.replayFilters())
+	for st.pos < head {
+		frames, next, wait, read := h.replays.lookup(key, st.pos, st.spare[:0], ringBudget)
+		switch {
+		case read != nil:
+			err := st.replayOwn(ctx, read)
+			h.replays.release(read)
+			if err != nil {
+				return err
+			}
+		case wait != nil:
+			if err := st.waitFor(ctx, wait); err != nil {
+				return err
+			}
+		default:
+			err := st.writeFrames(frames)
+			clear(frames)
+			st.spare = frames[:0]
+			if err != nil {
+				return writeError{err}
+			}
+			st.pos = max(st.pos, next)
+			st.srv.metrics.replayShared.Add(float64(len(frames)))
+		}
+	}
+	return nil
+}
+
+// replayOwn reads from JetStream with a consumer of the stream's own; with
+// a run, what it reads is shared through the cache.
+func (st *stream) replayOwn(ctx context.Context, run *replayRun) error {
 	if err := st.acquireReplay(ctx); err != nil {
 		return err
 	}
 	defer func() { <-st.srv.hub.replaySlots }()
 	st.srv.metrics.replays.Inc()
-	return st.retry(ctx, st.replayOnce)
+	return st.retry(ctx, func(ctx context.Context) error { return st.replayOnce(ctx, run) })
+}
+
+// waitFor waits until ch is closed, keeping the stream alive.
+func (st *stream) waitFor(ctx context.Context, ch <-chan struct{}) error {
+	for {
+		select {
+		case <-ch:
+			return nil
+		case <-st.srv.hub.heartbeat():
+			if err := st.heartbeat(); err != nil {
+				return writeError{err}
+			}
+		case <-st.sub.stop:
+			return errStopped
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // retry runs fn until it succeeds. While NATS is unreachable the stream stays
@@ -74,7 +130,10 @@ func (st *stream) acquireReplay(ctx context.Context) error {
 // wants. It ends at a message with nothing pending after it: by then the
 // stream has moved at least to the hub's head as read before starting, so
 // every wanted message up to max(that head, last written) has been written.
-func (st *stream) replayOnce(ctx context.Context) error {
+//
+// With a run, every flush also hands what was written to the run, and the
+// replay stops early when another run already holds the position.
+func (st *stream) replayOnce(ctx context.Context, run *replayRun) error {
 	h := st.srv.hub
 	head := h.head()
 	cons, err := st.replayConsumer(ctx)
@@ -82,6 +141,15 @@ func (st *stream) replayOnce(ctx context.Context) error {
 		return err
 	}
 	defer st.deleteConsumer(cons)
+	var shared []*frame
+	share := func() {
+		if run != nil {
+			h.replays.extend(run, shared, st.pos)
+			clear(shared)
+			shared = shared[:0]
+		}
+	}
+	defer share()
 	if cons.CachedInfo().NumPending == 0 {
 		st.pos = max(st.pos, head)
 		st.since = nil
@@ -116,16 +184,26 @@ func (st *stream) replayOnce(ctx context.Context) error {
 				st.pos = f.seq
 				unflushed++
 				st.srv.metrics.delivered.Inc()
+				if run != nil {
+					shared = append(shared, f)
+				}
 			}
 			st.since = nil
+			if meta.NumPending == 0 {
+				st.pos = max(st.pos, meta.Sequence.Stream, head)
+			}
 			if meta.NumPending == 0 || unflushed >= flushEvery {
-				if err := st.flushIf(unflushed); err != nil {
+				err := st.flushIf(unflushed)
+				share()
+				if err != nil {
 					return err
 				}
 				unflushed = 0
+				if run != nil && meta.NumPending > 0 && h.replays.coveredElsewhere(run, st.pos) {
+					return nil
+				}
 			}
 			if meta.NumPending == 0 {
-				st.pos = max(st.pos, meta.Sequence.Stream, head)
 				return nil
 			}
 		case <-h.heartbeat():

@@ -443,13 +443,17 @@ func (c *ceiling) flush(w *cwriter, cc *cconn) {
 // queue is empty, then hands cc back to its writer.
 func (c *ceiling) ownWriter(cc *cconn, rest []byte) {
 	for range 1 << 30 {
-		if len(rest) > 0 {
+		// In pieces, each with its own deadline: a client that reads, however
+		// slowly, is never dropped; one that stops reading is.
+		for b := rest; len(b) > 0; {
+			n := min(len(b), 16<<10)
 			cc.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout))
 			c.writes.Add(1)
-			if _, err := cc.nc.Write(rest); err != nil {
+			if _, err := cc.nc.Write(b[:n]); err != nil {
 				c.kill(cc, &c.closed)
 				return
 			}
+			b = b[n:]
 		}
 		cc.mu.Lock()
 		if cc.dead {

@@ -35,6 +35,8 @@ type clientsConfig struct {
 	lastEventID    string
 	reconnects     int
 	progress       time.Duration
+	readRate       int // bytes per second each client reads at most; 0: as fast as it can
+	rcvBuf         int // SO_RCVBUF of each socket; 0: the system's
 }
 
 func cmdClients(args []string) error {
@@ -54,6 +56,8 @@ func cmdClients(args []string) error {
 	fs.StringVar(&c.lastEventID, "last-event-id", "", "send this Last-Event-ID header on the first connection")
 	fs.IntVar(&c.reconnects, "reconnects", 0, "how often a client reconnects (with Last-Event-ID) after the server ended its stream")
 	fs.DurationVar(&c.progress, "progress", 5*time.Second, "interval of progress lines on stderr (0: none)")
+	fs.IntVar(&c.readRate, "read-rate", 0, "slow readers: bytes per second each client reads at most (0: as fast as it can)")
+	fs.IntVar(&c.rcvBuf, "rcvbuf", 0, "SO_RCVBUF of each client socket in bytes, so that a slow reader's backlog stays at the server (0: the system's)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: natsse-bench clients [flags]: open N SSE streams, account for every event, print a JSON summary on stdout.\nA line \"READY connected=N failed=M\" goes to stderr once every client has connected or failed.")
 		fs.PrintDefaults()
@@ -133,6 +137,7 @@ func runClients(cfg clientsConfig) (*summary, error) {
 	if err != nil {
 		return nil, err
 	}
+	d.rcvBuf = cfg.rcvBuf
 	r := &runner{cfg: cfg, dialer: d, sem: make(chan struct{}, cfg.concurrency), notify: make(chan struct{}, 1)}
 	if cfg.plan != nil && cfg.plan.Run != "" {
 		r.runID = []byte(cfg.plan.Run)
@@ -394,10 +399,25 @@ func (c *client) read(ctx context.Context, conn net.Conn, rest []byte) {
 		return
 	}
 	buf := c.buf
+	if c.r.cfg.readRate > 0 {
+		buf = buf[:min(len(buf), max(c.r.cfg.readRate/10, 64))] // about ten reads a second
+	}
+	began, total := time.Now(), 0
 	for {
 		n, err := conn.Read(buf)
 		if !feed(buf[:n]) || err != nil {
 			return
+		}
+		if rate := c.r.cfg.readRate; rate > 0 {
+			total += n
+			due := began.Add(time.Duration(float64(total) / float64(rate) * float64(time.Second)))
+			if d := time.Until(due); d > 0 {
+				select {
+				case <-time.After(d):
+				case <-ctx.Done():
+					return
+				}
+			}
 		}
 	}
 }

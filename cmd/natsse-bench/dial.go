@@ -20,6 +20,7 @@ type spreadDialer struct {
 	sources  int
 	loopback bool
 	timeout  time.Duration
+	rcvBuf   int // SO_RCVBUF before connecting (so the window is sized by it); 0: the system's
 }
 
 func newSpreadDialer(host string, sources int, timeout time.Duration) (*spreadDialer, error) {
@@ -42,6 +43,9 @@ func (d *spreadDialer) dial(i int, addr string) (net.Conn, error) {
 			var serr error
 			err := c.Control(func(fd uintptr) {
 				serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, ipBindAddressNoPort, 1)
+				if serr == nil && d.rcvBuf > 0 {
+					serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, d.rcvBuf)
+				}
 			})
 			if err != nil {
 				return err

@@ -24,7 +24,9 @@ func startProfile(ctx context.Context, c runConfig, t runTarget, runID string) *
 		return p
 	}
 	seconds := 3
-	if c.sc.rate > 0 {
+	if c.profileSeconds > 0 {
+		seconds = c.profileSeconds
+	} else if c.sc.rate > 0 {
 		seconds = int(math.Ceil(float64(c.sc.count)/c.sc.rate)) + 2
 	}
 	go func() {

@@ -20,6 +20,7 @@ import (
 type publishConfig struct {
 	natsURL    string
 	plan       plan
+	from       uint64  // first message number to publish; 0 means 1
 	rate       float64 // messages per second, 0 = as fast as acks allow
 	size       int
 	maxPending int
@@ -100,7 +101,7 @@ func publish(ctx context.Context, c publishConfig) (*publishResult, error) {
 	}
 	p := c.plan
 	res := &publishResult{Plan: p.String(), OfferedRate: c.rate}
-	futures := make([]jetstream.PubAckFuture, 0, p.Count)
+	futures := make([]jetstream.PubAckFuture, 0, p.Count-min(c.from, p.Count))
 	subjects := make([]string, p.numSubjects())
 	for j := range subjects {
 		subjects[j] = p.subject(j)
@@ -112,9 +113,10 @@ func publish(ctx context.Context, c publishConfig) (*publishResult, error) {
 		interval = time.Duration(float64(time.Second) / c.rate)
 	}
 	buf := make([]byte, 0, c.size+64)
-	for g := uint64(1); g <= p.Count; g++ {
+	from := max(c.from, 1)
+	for g := from; g <= p.Count; g++ {
 		if interval > 0 {
-			if d := time.Until(start.Add(time.Duration(g-1) * interval)); d > 0 {
+			if d := time.Until(start.Add(time.Duration(g-from) * interval)); d > 0 {
 				time.Sleep(d)
 			}
 		}

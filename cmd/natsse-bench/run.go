@@ -26,27 +26,43 @@ type scenario struct {
 	size    int
 	users   int    // 0: one subject
 	subject string // when users == 0
+	// slowEvery > 0: every slowEvery-th client (in a client process of their
+	// own) reads at most slowRate bytes/s through a slowRcvBuf socket buffer
+	// and reconnects with Last-Event-ID when cut off, as EventSource does.
+	slowEvery, slowRate, slowRcvBuf int
 }
 
 var scenarios = map[string]scenario{
 	"s1": {clients: 1000, paths: "/events/bench", count: 2000, size: 100, subject: "events.bench"},
 	"s2": {clients: 10000, paths: "/events/bench", count: 200, rate: 50, size: 100, subject: "events.bench"},
 	"s3": {clients: 10000, paths: "/events/users/{i}", count: 20000, rate: 2000, size: 100, users: 10000},
-	"s8": {clients: 10000, paths: "/events/users/{i},/events/users/{i},/events/users/*,/events/%3E", count: 20000, rate: 2000, size: 100, users: 10000},
+	// S7: S2 with every tenth client reading at a tenth of the offered
+	// rate (50 events/s of ~120-byte frames = 6,000 B/s; slow: 600 B/s).
+	"s7": {clients: 10000, paths: "/events/bench", count: 200, rate: 50, size: 100, subject: "events.bench", slowEvery: 10, slowRate: 600, slowRcvBuf: 4096},
+	// S8, re-specified (BENCHMARKS.md): 90% of the clients on their own
+	// events.users.<i>, 5% on events.users.*, 5% on events.>; 4,000 events
+	// round-robin over 10,000 users at 200/s: 200,000 deliveries/s offered,
+	// as in S2's range, instead of the 10M/s the issue's text implies.
+	"s8": {clients: 10000, paths: s8Paths, count: 4000, rate: 200, size: 100, users: 10000},
 }
+
+// s8Paths assigns 18 of every 20 clients their own user subject, one
+// events.users.* and one events.>.
+var s8Paths = strings.Repeat("/events/users/{i},", 18) + "/events/users/*,/events/%3E"
 
 // runConfig holds the flags of "natsse-bench run".
 type runConfig struct {
-	sc         scenario
-	name       string
-	natsURL    string
-	targets    []runTarget
-	natsPid    int
-	perProcess int
-	timeout    time.Duration
-	outDir     string
-	stream     string
-	profileDir string
+	sc             scenario
+	name           string
+	natsURL        string
+	targets        []runTarget
+	natsPid        int
+	perProcess     int
+	timeout        time.Duration
+	outDir         string
+	stream         string
+	profileDir     string
+	profileSeconds int
 }
 
 type runTarget struct {
@@ -61,6 +77,7 @@ type phaseResult struct {
 	Target       string         `json:"target"`
 	URL          string         `json:"url"`
 	Clients      *summary       `json:"clients"`
+	Slow         *summary       `json:"slow_clients,omitempty"` // S7: the slow readers, apart from Clients
 	Publish      *publishResult `json:"publish"`
 	Server       *procDelta     `json:"server,omitempty"`
 	NATS         *procDelta     `json:"nats,omitempty"`
@@ -85,7 +102,7 @@ type runResult struct {
 func cmdRun(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	var c runConfig
-	fs.StringVar(&c.name, "scenario", "s1", "s1, s2, s3, s8 (events) or s4, s5 (idle connections, RSS); see BENCHMARKS.md")
+	fs.StringVar(&c.name, "scenario", "s1", "s1, s2, s3, s7, s8 (events), s4, s5 (idle connections, RSS) or s6 (resume storm); see BENCHMARKS.md")
 	fs.StringVar(&c.natsURL, "nats", "nats://127.0.0.1:4222", "NATS URL both servers use; the publisher publishes here")
 	natsseURL := fs.String("url", "http://127.0.0.1:8080", "natsse base URL (empty: skip natsse)")
 	ceilingURL := fs.String("ceiling-url", "http://127.0.0.1:8090", "ceiling server base URL (empty: skip the ceiling)")
@@ -101,6 +118,7 @@ func cmdRun(args []string) error {
 	natssePprof := fs.String("natsse-pprof", "", "natsse's pprof base URL (NATSSE_PPROF_ADDR), for -profile")
 	ceilingPprof := fs.String("ceiling-pprof", "", "the ceiling's pprof base URL (ceiling -pprof), for -profile")
 	fs.StringVar(&c.profileDir, "profile", "", "directory for a CPU profile of each server while it delivers (needs -natsse-pprof / -ceiling-pprof)")
+	fs.IntVar(&c.profileSeconds, "profile-seconds", 0, "length of each profile (0: the expected publish time + 2 s)")
 	fs.StringVar(&c.stream, "stream", "EVENTS", "JetStream stream whose consumer count is sampled during publishing (empty: off)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: natsse-bench run -scenario s1 [flags]: the same clients and publish plan against natsse, then the ceiling;\nprints deliveries per server CPU-second and natsse's ratio to the ceiling as JSON.")
@@ -111,7 +129,7 @@ func cmdRun(args []string) error {
 	}
 	idle, isIdle := idleScenarios[c.name]
 	sc, ok := scenarios[c.name]
-	if !ok && !isIdle {
+	if !ok && !isIdle && c.name != "s6" {
 		return fmt.Errorf("unknown scenario %q", c.name)
 	}
 	if *clients > 0 {
@@ -133,6 +151,15 @@ func cmdRun(args []string) error {
 				return err
 			}
 		}
+	}
+	if c.name == "s6" {
+		res, err := runStorm(c)
+		if res != nil {
+			if werr := writeJSON(res); werr != nil && err == nil {
+				err = werr
+			}
+		}
+		return err
 	}
 	if isIdle {
 		res, err := runIdle(c, idle, *settle)
@@ -213,20 +240,36 @@ func runPhase(c runConfig, t runTarget, runID string) (*phaseResult, error) {
 			cp.stop()
 		}
 	}()
-	for off := 0; off < sc.clients; off += c.perProcess {
-		n := min(c.perProcess, sc.clients-off)
+	fast, slow := sc.clients, 0
+	if sc.slowEvery > 0 {
+		slow = sc.clients / sc.slowEvery
+		fast -= slow
+	}
+	start := func(off, n int, extra ...string) error {
 		out := filepath.Join(os.TempDir(), fmt.Sprintf("natsse-bench-%s-%d.json", runID, off))
 		if c.outDir != "" {
 			out = filepath.Join(c.outDir, fmt.Sprintf("%s-%d.json", runID, off))
 		}
-		cp, err := startClients(ctx, self, out, []string{
+		cp, err := startClients(ctx, self, out, append([]string{
 			"-url", t.url, "-paths", sc.paths, "-n", strconv.Itoa(n), "-offset", strconv.Itoa(off),
 			"-expect", p.String(), "-duration", c.timeout.String(), "-progress", "0",
-		})
+		}, extra...))
 		if err != nil {
+			return err
+		}
+		cp.slow = len(extra) > 0
+		procs = append(procs, cp)
+		return nil
+	}
+	for off := 0; off < fast; off += c.perProcess {
+		if err := start(off, min(c.perProcess, fast-off)); err != nil {
 			return nil, err
 		}
-		procs = append(procs, cp)
+	}
+	if slow > 0 {
+		if err := start(fast, slow, "-read-rate", strconv.Itoa(sc.slowRate), "-rcvbuf", strconv.Itoa(sc.slowRcvBuf), "-reconnects", "100", "-bufsize", "4096"); err != nil {
+			return nil, err
+		}
 	}
 	for _, cp := range procs {
 		select {
@@ -268,7 +311,7 @@ func runPhase(c runConfig, t runTarget, runID string) (*phaseResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	var sums []*summary
+	var sums, slowSums []*summary
 	var clientCPU float64
 	for _, cp := range procs {
 		select {
@@ -287,9 +330,18 @@ func runPhase(c runConfig, t runTarget, runID string) (*phaseResult, error) {
 		if err != nil {
 			return nil, err
 		}
-		sums = append(sums, s)
+		if cp.slow {
+			slowSums = append(slowSums, s)
+		} else {
+			sums = append(sums, s)
+		}
 	}
 	ph := &phaseResult{Target: t.name, URL: t.url, Clients: mergeSummaries(sums), Publish: pub, ClientCPU: clientCPU}
+	received := ph.Clients.Received
+	if len(slowSums) > 0 {
+		ph.Slow = mergeSummaries(slowSums)
+		received += ph.Slow.Received
+	}
 	ph.MaxConsumers, ph.ConsumerSamples = cw.stop()
 	var total float64
 	for i, pid := range pids {
@@ -302,10 +354,10 @@ func runPhase(c runConfig, t runTarget, runID string) (*phaseResult, error) {
 		}
 	}
 	if ph.Server != nil && ph.Server.CPU > 0 {
-		ph.PerServerCPU = float64(ph.Clients.Received) / ph.Server.CPU
+		ph.PerServerCPU = float64(received) / ph.Server.CPU
 	}
 	if ph.NATS != nil && total > 0 {
-		ph.PerTotalCPU = float64(ph.Clients.Received) / total
+		ph.PerTotalCPU = float64(received) / total
 	}
 	if c.outDir != "" {
 		b, _ := json.MarshalIndent(ph, "", "  ")
@@ -319,7 +371,8 @@ type clientProc struct {
 	cmd       *exec.Cmd
 	out       string
 	ready     chan struct{}
-	readyLine string // set before ready is closed
+	readyLine string        // set before ready is closed
+	slow      bool          // S7: the slow readers
 	complete  chan struct{} // closed when the process says every client got everything
 	exited    chan struct{}
 	err       error

@@ -54,6 +54,7 @@ type config struct {
 	RingBytes         byteSize      `env:"NATSSE_RING_BYTES" envDefault:"64MiB" help:"bytes of recent events kept in memory"`
 	QueueEvents       int           `env:"NATSSE_QUEUE_EVENTS" envDefault:"512" help:"events queued per client before it falls back to catching up"`
 	ReplayConcurrency int           `env:"NATSSE_REPLAY_CONCURRENCY" envDefault:"16" help:"concurrent JetStream replays (others wait, stream open)"`
+	ReplayCacheBytes  byteSize      `env:"NATSSE_REPLAY_CACHE_BYTES" envDefault:"64MiB" help:"bytes of replayed events kept for other clients resuming on the same subjects"`
 	MaxStreams        int           `env:"NATSSE_MAX_STREAMS" envDefault:"0" help:"open streams in total (0 = open-file limit - 256)"`
 	MaxSubjects       int           `env:"NATSSE_MAX_SUBJECTS" envDefault:"16" help:"subjects per request"`
 	MaxURLBytes       int           `env:"NATSSE_MAX_URL_BYTES" envDefault:"8192" help:"request URL length"`
@@ -112,7 +113,7 @@ func (c config) check() error {
 	}
 	for name, v := range map[string]int{"NATSSE_RING_EVENTS": c.RingEvents, "NATSSE_QUEUE_EVENTS": c.QueueEvents,
 		"NATSSE_REPLAY_CONCURRENCY": c.ReplayConcurrency, "NATSSE_MAX_SUBJECTS": c.MaxSubjects, "NATSSE_MAX_URL_BYTES": c.MaxURLBytes,
-		"NATSSE_RING_BYTES": int(c.RingBytes), "NATSSE_MAX_HEADER_BYTES": int(c.MaxHeaderBytes)} {
+		"NATSSE_RING_BYTES": int(c.RingBytes), "NATSSE_REPLAY_CACHE_BYTES": int(c.ReplayCacheBytes), "NATSSE_MAX_HEADER_BYTES": int(c.MaxHeaderBytes)} {
 		if v < 1 {
 			return fmt.Errorf("%s: %d must be at least 1", name, v)
 		}

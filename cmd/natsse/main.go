@@ -240,7 +240,7 @@ func serviceConfig(cfg config, log *slog.Logger) service.Config {
 		StreamMaxBytes: int64(cfg.StreamMaxBytes), StreamReplicas: cfg.StreamReplicas,
 		BasePath: cfg.BasePath, CORSOrigins: cfg.CORSOrigins, MetricsOnOwnPort: cfg.MetricsAddr != "", Retry: cfg.Retry, Heartbeat: cfg.Heartbeat,
 		WriteTimeout: cfg.WriteTimeout, MaxStreamAge: cfg.MaxStreamAge,
-		RingEvents: cfg.RingEvents, RingBytes: int(cfg.RingBytes), QueueEvents: cfg.QueueEvents,
+		RingEvents: cfg.RingEvents, RingBytes: int(cfg.RingBytes), ReplayCacheBytes: int(cfg.ReplayCacheBytes), QueueEvents: cfg.QueueEvents,
 		ReplayConcurrency: cfg.ReplayConcurrency, MaxStreams: cfg.MaxStreams,
 		MaxSubjects: cfg.MaxSubjects, MaxURLBytes: cfg.MaxURLBytes,
 		Logger: log,

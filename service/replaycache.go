@@ -1,0 +1,208 @@
+package service
+
+import (
+	"slices"
+	"strings"
+	"sync"
+)
+
+// replayCache shares what replays read from JetStream between streams that
+// resume on the same subjects. After a mass disconnect thousands of clients
+// resume from nearly the same position; without it each one reads the same
+// messages through a consumer of its own, and NATS and natsse spend their
+// CPU on the same messages over and over (S6 in BENCHMARKS.md). With it, one
+// stream reads and the others follow it from memory, as from the ring.
+type replayCache struct {
+	mu       sync.Mutex
+	runs     map[string][]*replayRun // by filter key
+	bytes    int
+	maxBytes int
+	clock    uint64
+}
+
+// replayRun is what one filter set's replays have read: every message that
+// matches the filters with a sequence in (from, to] is in frames, in order.
+type replayRun struct {
+	key      string
+	from, to uint64
+	frames   []*frame
+	bytes    int
+	reading  bool          // a stream is extending it from JetStream
+	changed  chan struct{} // closed (and replaced) when to grows or reading ends
+	used     uint64
+	evicted  bool
+}
+
+func newReplayCache(maxBytes int) *replayCache {
+	return &replayCache{runs: map[string][]*replayRun{}, maxBytes: maxBytes}
+}
+
+// filterKey names a set of replay filters.
+func filterKey(filters []string) string {
+	f := slices.Clone(filters)
+	slices.Sort(f)
+	return strings.Join(f, " ")
+}
+
+// lookup answers a stream at pos in one of three ways: frames after pos that
+// a run holds (at most budget; next is the position they bring the stream
+// to), a channel to wait on because another stream is reading exactly at
+// pos, or a run the caller must extend from JetStream (it then reads for
+// everybody, and calls extend and release).
+func (c *replayCache) lookup(key string, pos uint64, dst []*frame, budget int) (frames []*frame, next uint64, wait <-chan struct{}, read *replayRun) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.clock++
+	var idle *replayRun
+	for _, r := range c.runs[key] {
+		switch {
+		case r.from <= pos && pos < r.to:
+			r.used = c.clock
+			i, _ := slices.BinarySearchFunc(r.frames, pos+1, func(f *frame, seq uint64) int {
+				switch {
+				case f.seq < seq:
+					return -1
+				case f.seq > seq:
+					return 1
+				}
+				return 0
+			})
+			end := min(len(r.frames), i+budget)
+			dst = append(dst, r.frames[i:end]...)
+			if end < len(r.frames) {
+				return dst, r.frames[end-1].seq, nil, nil
+			}
+			return dst, r.to, nil, nil
+		case r.to == pos && r.reading:
+			wait = r.changed
+		case r.to == pos:
+			idle = r
+		}
+	}
+	if wait != nil {
+		return dst, pos, wait, nil
+	}
+	if idle == nil {
+		idle = &replayRun{key: key, from: pos, to: pos, changed: make(chan struct{})}
+		c.runs[key] = append(c.runs[key], idle)
+	}
+	idle.reading = true
+	idle.used = c.clock
+	return dst, pos, nil, idle
+}
+
+// extend adds what the reader of r read: frames, all of the matching
+// messages up to to.
+func (c *replayCache) extend(r *replayRun, frames []*frame, to uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r.evicted || to <= r.to {
+		return
+	}
+	for _, f := range frames {
+		if f.seq > r.to {
+			r.frames = append(r.frames, f)
+			n := f.size()
+			r.bytes += n
+			c.bytes += n
+		}
+	}
+	r.to = to
+	r.notify()
+	c.evict(r)
+}
+
+// release ends r's reading; a stream waiting at its end reads next.
+func (c *replayCache) release(r *replayRun) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r.reading = false
+	r.notify()
+	if len(r.frames) == 0 && r.from == r.to {
+		c.drop(r)
+	}
+}
+
+// coveredElsewhere reports whether a run other than r already holds pos:
+// r's reader can stop and follow it instead of reading the same messages.
+func (c *replayCache) coveredElsewhere(r *replayRun, pos uint64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, o := range c.runs[r.key] {
+		if o != r && o.from <= pos && pos < o.to {
+			return true
+		}
+	}
+	return false
+}
+
+// reset forgets everything, for a stream whose sequences started over.
+func (c *replayCache) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, runs := range c.runs {
+		for _, r := range runs {
+			r.evicted = true
+			r.notify()
+		}
+	}
+	c.runs = map[string][]*replayRun{}
+	c.bytes = 0
+}
+
+func (r *replayRun) notify() {
+	close(r.changed)
+	r.changed = make(chan struct{})
+}
+
+// evict keeps the cache within maxBytes: whole runs, least recently used
+// first; a run being read loses its oldest frames instead, so readers
+// keep going.
+func (c *replayCache) evict(keep *replayRun) {
+	for c.bytes > c.maxBytes {
+		var lru *replayRun
+		for _, runs := range c.runs {
+			for _, r := range runs {
+				if r != keep && !r.reading && (lru == nil || r.used < lru.used) {
+					lru = r
+				}
+			}
+		}
+		if lru != nil {
+			c.drop(lru)
+			continue
+		}
+		// Only runs being read are left: trim keep's oldest half.
+		n := max(len(keep.frames)/2, 1)
+		if n > len(keep.frames) {
+			return
+		}
+		for _, f := range keep.frames[:n] {
+			sz := f.size()
+			keep.bytes -= sz
+			c.bytes -= sz
+		}
+		keep.from = keep.frames[n-1].seq
+		keep.frames = slices.Delete(keep.frames, 0, n)
+		if len(keep.frames) == 0 {
+			keep.from = keep.to
+			return
+		}
+	}
+}
+
+func (c *replayCache) drop(r *replayRun) {
+	runs := c.runs[r.key]
+	if i := slices.Index(runs, r); i >= 0 {
+		runs = slices.Delete(runs, i, i+1)
+	}
+	if len(runs) == 0 {
+		delete(c.runs, r.key)
+	} else {
+		c.runs[r.key] = runs
+	}
+	c.bytes -= r.bytes
+	r.evicted = true
+	r.frames, r.bytes = nil, 0
+	r.notify()
+}
