@@ -14,6 +14,9 @@ type metrics struct {
 	replays   prometheus.Counter
 	resets    prometheus.Counter
 	requests  *prometheus.CounterVec
+	// clientLimit counts the soft refusals that were due to the per-client
+	// limit: many of them hint at clients behind a proxy not trusted.
+	clientLimit prometheus.Counter
 }
 
 func newMetrics(s *Server) *metrics {
@@ -29,8 +32,9 @@ func newMetrics(s *Server) *metrics {
 		resets:    counter("resets_total", "reset events sent because a requested position was gone."),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "natsse", Name: "stream_requests_total",
 			Help: "Stream requests by outcome: stream, soft_refusal, or the HTTP status of a refusal."}, []string{"outcome"}),
+		clientLimit: counter("client_limit_refusals_total", "Soft refusals because the client had NATSSE_MAX_STREAMS_PER_CLIENT streams open."),
 	}
-	m.registry.MustRegister(m.delivered, m.upstream, m.detached, m.replays, m.resets, m.requests,
+	m.registry.MustRegister(m.delivered, m.upstream, m.detached, m.replays, m.resets, m.requests, m.clientLimit,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "natsse", Name: "streams_open", Help: "Open SSE streams."},
 			func() float64 { return float64(s.open.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "natsse", Name: "ready", Help: "1 while /readyz answers 200."},
