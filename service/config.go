@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -71,6 +72,13 @@ type Config struct {
 	// MaxStreams bounds open streams in total; beyond it, the soft refusal.
 	// Default: from the open-file limit.
 	MaxStreams int
+	// MaxStreamsPerClient bounds open streams per client address, so that
+	// one host cannot take every stream; beyond it, the soft refusal.
+	// Default 1,000: room for many users behind one NAT address.
+	MaxStreamsPerClient int
+	// TrustedProxies are the peers whose X-Forwarded-For is believed when
+	// telling clients apart; empty: the peer's own address counts.
+	TrustedProxies []netip.Prefix
 	// MaxSubjects bounds subjects in one request. Default 16.
 	MaxSubjects int
 	// MaxURLBytes bounds the request URI. Default 8 KiB.
@@ -112,6 +120,7 @@ func (c Config) WithDefaults() Config {
 	def(&c.ReplayConcurrency, 16)
 	def(&c.ReplayCacheBytes, 64<<20)
 	def(&c.MaxStreams, defaultMaxStreams())
+	def(&c.MaxStreamsPerClient, 1000)
 	def(&c.MaxSubjects, 16)
 	def(&c.MaxURLBytes, 8<<10)
 	if c.Logger == nil {
@@ -133,6 +142,7 @@ func (c Config) Validate() error {
 		"ring events": c.RingEvents, "ring bytes": c.RingBytes, "queue events": c.QueueEvents,
 		"replay concurrency": c.ReplayConcurrency, "replay cache bytes": c.ReplayCacheBytes, "max streams": c.MaxStreams,
 		"max subjects": c.MaxSubjects, "max URL bytes": c.MaxURLBytes,
+		"max streams per client": c.MaxStreamsPerClient,
 	}
 	for name, v := range positive {
 		if v < 0 {
@@ -141,6 +151,11 @@ func (c Config) Validate() error {
 	}
 	if c.Heartbeat < 0 || c.Retry < 0 || c.WriteTimeout < 0 || c.MaxStreamAge < 0 {
 		errs = append(errs, errors.New("durations must not be negative"))
+	}
+	for _, p := range c.TrustedProxies {
+		if !p.IsValid() {
+			errs = append(errs, fmt.Errorf("trusted proxy %v is not a valid prefix", p))
+		}
 	}
 	if c.BasePath != "" && !strings.HasPrefix(c.BasePath, "/") {
 		errs = append(errs, fmt.Errorf("base path %q must start with /", c.BasePath))

@@ -116,6 +116,7 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request, path string) 
 		}
 	}
 	sub := newSubscriber(req.patterns, req.envelope, s.cfg.QueueEvents, r.RemoteAddr)
+	sub.client = s.clientAddr(r)
 	if !s.register(sub) {
 		s.softRefusal(w, r)
 		return
@@ -167,7 +168,10 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, req request
 		st.pos, live = s.hub.attachLive(sub)
 	}
 	setStreamHeaders(w, r)
-	if r.ProtoMajor == 1 && !s.cfg.NoHijack {
+	// HTTP/1.1 over TLS stays in net/http: a *tls.Conn cannot take a batch
+	// in one writev nor be watched by the epoll hang-up watcher, and TLS
+	// clients mostly speak HTTP/2, which stays in net/http anyway.
+	if r.ProtoMajor == 1 && r.TLS == nil && !s.cfg.NoHijack {
 		if out, err := hijack(w); err == nil {
 			st.out = out
 			s.setAbort(sub, out.abort)

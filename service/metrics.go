@@ -17,6 +17,9 @@ type metrics struct {
 	resets       prometheus.Counter
 	requests     *prometheus.CounterVec
 	ended        *prometheus.CounterVec
+	// clientLimit counts the soft refusals that were due to the per-client
+	// limit: many of them hint at clients behind a proxy not trusted.
+	clientLimit prometheus.Counter
 }
 
 func newMetrics(s *Server) *metrics {
@@ -33,10 +36,11 @@ func newMetrics(s *Server) *metrics {
 		resets:       counter("resets_total", "reset events sent because a requested position was gone."),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "natsse", Name: "stream_requests_total",
 			Help: "Stream requests by outcome: stream, soft_refusal, or the HTTP status of a refusal."}, []string{"outcome"}),
+		clientLimit: counter("client_limit_refusals_total", "Soft refusals because the client had NATSSE_MAX_STREAMS_PER_CLIENT streams open."),
 	}
 	m.ended = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "natsse", Name: "streams_ended_total",
 		Help: "Streams that ended, by why: client_closed, write_timeout (the client stopped reading), write_error, stopped (shutdown, stream age), other."}, []string{"reason"})
-	m.registry.MustRegister(m.ended, m.delivered, m.upstream, m.detached, m.replays, m.replayShared, m.resets, m.requests,
+	m.registry.MustRegister(m.ended, m.delivered, m.upstream, m.detached, m.replays, m.replayShared, m.resets, m.requests, m.clientLimit,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "natsse", Name: "streams_open", Help: "Open SSE streams."},
 			func() float64 { return float64(s.open.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "natsse", Name: "ready", Help: "1 while /readyz answers 200."},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,6 +27,9 @@ type Server struct {
 	draining bool
 	streams  map[*subscriber]struct{}
 	done     sync.WaitGroup
+	// perClient counts open streams by client address, under mu.
+	perClient  map[netip.Addr]int
+	xffIgnored sync.Once
 }
 
 // New checks cfg and prepares a Server on the NATS connection nc, which it
@@ -35,7 +39,7 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("service: %w", err)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, streams: map[*subscriber]struct{}{}, hangups: newHangups()}
+	s := &Server{cfg: cfg, log: cfg.Logger, streams: map[*subscriber]struct{}{}, hangups: newHangups(), perClient: map[netip.Addr]int{}}
 	s.metrics = newMetrics(s)
 	h, err := newHub(cfg, nc, s.metrics)
 	if err != nil {
@@ -70,13 +74,19 @@ func (s *Server) Ready() (bool, string) {
 	return true, "ok"
 }
 
-// register counts a new stream, unless the server is draining or full.
+// register counts a new stream, unless the server is draining or full, or
+// the client already has its share of streams.
 func (s *Server) register(sub *subscriber) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.draining || s.open.Load() >= int64(s.cfg.MaxStreams) {
 		return false
 	}
+	if s.perClient[sub.client] >= s.cfg.MaxStreamsPerClient {
+		s.metrics.clientLimit.Inc()
+		return false
+	}
+	s.perClient[sub.client]++
 	s.streams[sub] = struct{}{}
 	s.open.Add(1)
 	s.done.Add(1)
@@ -86,6 +96,9 @@ func (s *Server) register(sub *subscriber) bool {
 func (s *Server) unregister(sub *subscriber) {
 	s.mu.Lock()
 	delete(s.streams, sub)
+	if s.perClient[sub.client]--; s.perClient[sub.client] <= 0 {
+		delete(s.perClient, sub.client)
+	}
 	s.mu.Unlock()
 	s.open.Add(-1)
 	s.done.Done()

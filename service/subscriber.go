@@ -2,6 +2,7 @@ package service
 
 import (
 	"log/slog"
+	"net/netip"
 	"sync"
 )
 
@@ -25,7 +26,8 @@ type subscriber struct {
 	stop     chan struct{} // closed to end the stream after a final flush
 	stopOnce sync.Once
 	remote   string
-	abort    func() // ends a blocked write; set and read under Server.mu
+	client   netip.Addr // what per-client limits count (see clientAddr)
+	abort    func()     // ends a blocked write; set and read under Server.mu
 }
 
 func newSubscriber(patterns []string, envelope bool, maxQueue int, remote string) *subscriber {

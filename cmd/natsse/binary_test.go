@@ -352,10 +352,21 @@ type streamEvent struct {
 // goroutine has returned, when the test ends.
 func openStream(t *testing.T, url string, header http.Header) *stream {
 	t.Helper()
-	resp, r, err := ssetest.Dial(t.Context(), url, header)
+	return openStreamWith(t, http.DefaultClient, url, header)
+}
+
+// openStreamWith is openStream through client.
+func openStreamWith(t *testing.T, client *http.Client, url string, header http.Header) *stream {
+	t.Helper()
+	resp, r, err := ssetest.DialWith(t.Context(), client, url, header)
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}
+	return readStream(t, resp, r)
+}
+
+// readStream reads the blocks of an open response in a goroutine.
+func readStream(t *testing.T, resp *http.Response, r *ssetest.Reader) *stream {
 	s := &stream{resp: resp, events: make(chan streamEvent, 1000)}
 	done := make(chan struct{})
 	go func() {

@@ -78,8 +78,8 @@ func findChromium(t *testing.T) string {
 // startBrowser starts headless Chromium with a fresh profile and no
 // background traffic (the machines have no network), and returns the context
 // of its tab. Everything done in it must end within 90 s; the browser is
-// closed, and waited for, when the test ends.
-func startBrowser(t *testing.T, path string) context.Context {
+// closed, and waited for, when the test ends. extra adds command-line flags.
+func startBrowser(t *testing.T, path string, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	profile := t.TempDir()
 	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]),
@@ -91,6 +91,7 @@ func startBrowser(t *testing.T, path string) context.Context {
 		chromedp.Flag("no-proxy-server", true),
 		chromedp.UserDataDir(profile),
 	)
+	opts = append(opts, extra...)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	t.Cleanup(cancel)
 	ctx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)

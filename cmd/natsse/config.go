@@ -29,6 +29,8 @@ type config struct {
 	NATSKey      string `env:"NATS_KEY" help:"client key file for NATS TLS"`
 
 	HTTPAddr       string   `env:"NATSSE_HTTP_ADDR" envDefault:":8080" help:"HTTP listen address"`
+	TLSCert        string   `env:"NATSSE_TLS_CERT" help:"certificate file (PEM, chain included): serve HTTPS with HTTP/2; needs NATSSE_TLS_KEY"`
+	TLSKey         string   `env:"NATSSE_TLS_KEY" help:"private key file (PEM) of NATSSE_TLS_CERT"`
 	BasePath       string   `env:"NATSSE_BASE_PATH" help:"mount everything under this path prefix"`
 	CORSOrigins    []string `env:"NATSSE_CORS_ORIGINS" help:"origins allowed cross-origin, comma separated; * = any, without credentials"`
 	MetricsAddr    string   `env:"NATSSE_METRICS_ADDR" help:"serve /metrics on this address only, off the public one"`
@@ -59,6 +61,9 @@ type config struct {
 	MaxSubjects       int           `env:"NATSSE_MAX_SUBJECTS" envDefault:"16" help:"subjects per request"`
 	MaxURLBytes       int           `env:"NATSSE_MAX_URL_BYTES" envDefault:"8192" help:"request URL length"`
 	MaxHeaderBytes    byteSize      `env:"NATSSE_MAX_HEADER_BYTES" envDefault:"16KiB" help:"request header size (larger: 431)"`
+
+	MaxStreamsPerClient int        `env:"NATSSE_MAX_STREAMS_PER_CLIENT" envDefault:"1000" help:"open streams per client address"`
+	TrustedProxies      prefixList `env:"NATSSE_TRUSTED_PROXIES" help:"proxies (CIDRs or addresses, comma separated) whose X-Forwarded-For tells the client address"`
 
 	LogFormat string `env:"NATSSE_LOG_FORMAT" envDefault:"auto" help:"auto (colored text on a terminal, else JSON), text or json"`
 	LogLevel  string `env:"NATSSE_LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
@@ -110,6 +115,10 @@ func (c config) check() error {
 		return fmt.Errorf("NATSSE_MAX_STREAM_AGE: %s must not be negative", c.MaxStreamAge)
 	case c.StreamReplicas < 1 || c.StreamReplicas > 5:
 		return fmt.Errorf("NATSSE_STREAM_REPLICAS: %d is not between 1 and 5", c.StreamReplicas)
+	case (c.TLSCert == "") != (c.TLSKey == ""):
+		return errors.New("NATSSE_TLS_CERT and NATSSE_TLS_KEY: set both (HTTPS) or neither (plain HTTP)")
+	case c.MaxStreamsPerClient < 1:
+		return fmt.Errorf("NATSSE_MAX_STREAMS_PER_CLIENT: %d must be at least 1", c.MaxStreamsPerClient)
 	}
 	for name, v := range map[string]int{"NATSSE_RING_EVENTS": c.RingEvents, "NATSSE_QUEUE_EVENTS": c.QueueEvents,
 		"NATSSE_REPLAY_CONCURRENCY": c.ReplayConcurrency, "NATSSE_MAX_SUBJECTS": c.MaxSubjects, "NATSSE_MAX_URL_BYTES": c.MaxURLBytes,

@@ -76,6 +76,10 @@ func versionString() string {
 
 // run serves until ctx ends, then shuts down within cfg.ShutdownTimeout.
 func run(ctx context.Context, cfg config, log *slog.Logger) error {
+	tlsConfig, err := serverTLS(cfg)
+	if err != nil {
+		return err
+	}
 	nc, natsURL, stopNATS, err := connect(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -100,9 +104,10 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		MaxHeaderBytes:    int(cfg.MaxHeaderBytes),
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		TLSConfig:         tlsConfig,
 	}
 	served := make(chan error, 2)
-	go func() { served <- srv.Serve(ln) }()
+	go func() { served <- serve(srv, ln) }()
 	if cfg.MetricsAddr != "" {
 		mln, err := net.Listen("tcp", cfg.MetricsAddr)
 		if err != nil {
@@ -243,6 +248,7 @@ func serviceConfig(cfg config, log *slog.Logger) service.Config {
 		RingEvents: cfg.RingEvents, RingBytes: int(cfg.RingBytes), ReplayCacheBytes: int(cfg.ReplayCacheBytes), QueueEvents: cfg.QueueEvents,
 		ReplayConcurrency: cfg.ReplayConcurrency, MaxStreams: cfg.MaxStreams,
 		MaxSubjects: cfg.MaxSubjects, MaxURLBytes: cfg.MaxURLBytes,
+		MaxStreamsPerClient: cfg.MaxStreamsPerClient, TrustedProxies: cfg.TrustedProxies,
 		Logger: log,
 	}
 }
@@ -253,7 +259,11 @@ func banner(log *slog.Logger, cfg config, httpAddr, natsURL string, svc *service
 	if h, p, err := net.SplitHostPort(httpAddr); err == nil && (h == "::" || h == "0.0.0.0" || h == "") {
 		host = net.JoinHostPort("localhost", p)
 	}
-	subscribe := fmt.Sprintf("curl -N http://%s%s/events/demo", host, cfg.BasePath)
+	scheme := "http"
+	if cfg.TLSCert != "" {
+		scheme = "https"
+	}
+	subscribe := fmt.Sprintf("curl -N %s://%s%s/events/demo", scheme, host, cfg.BasePath)
 	attrs := []any{"http_addr", httpAddr, "subscribe", subscribe}
 	switch {
 	case !cfg.embedded():

@@ -245,6 +245,12 @@ func invalidPrefix(b []byte) int {
 // sets them. It checks nothing in the response, whatever its status: the
 // caller does, and closes resp.Body. The stream ends when ctx is done.
 func Dial(ctx context.Context, url string, header http.Header) (*http.Response, *Reader, error) {
+	return DialWith(ctx, http.DefaultClient, url, header)
+}
+
+// DialWith is Dial through client: over TLS, HTTP/2, or from another local
+// address.
+func DialWith(ctx context.Context, client *http.Client, url string, header http.Header) (*http.Response, *Reader, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, nil, fmt.Errorf("ssetest: %w", err)
@@ -254,7 +260,7 @@ func Dial(ctx context.Context, url string, header http.Header) (*http.Response, 
 	for k, v := range header {
 		req.Header[http.CanonicalHeaderKey(k)] = v
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return nil, nil, fmt.Errorf("ssetest: %w", err)
 	}
