@@ -82,7 +82,11 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	}
 	defer stopNATS()
 
-	svc, err := service.New(serviceConfig(cfg, log), nc)
+	scfg := serviceConfig(cfg, log)
+	if scfg.JWT, err = cfg.jwtConfig(); err != nil {
+		return err
+	}
+	svc, err := service.New(scfg, nc)
 	if err != nil {
 		return err
 	}
@@ -121,6 +125,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		case <-ctx.Done():
 		}
 	}
+	warnAccess(log, cfg)
 	banner(log, cfg, ln.Addr().String(), natsURL, svc)
 
 	select {
@@ -246,8 +251,8 @@ func banner(log *slog.Logger, cfg config, httpAddr, natsURL string, svc *service
 	if h, p, err := net.SplitHostPort(httpAddr); err == nil && (h == "::" || h == "0.0.0.0" || h == "") {
 		host = net.JoinHostPort("localhost", p)
 	}
-	subscribe := fmt.Sprintf("curl -N http://%s%s/events/demo", host, cfg.BasePath)
-	attrs := []any{"http_addr", httpAddr, "subscribe", subscribe}
+	subscribe := fmt.Sprintf("curl -N %shttp://%s%s/events/demo", tokenHeader(cfg), host, cfg.BasePath)
+	attrs := []any{"http_addr", httpAddr, "subscribe", subscribe, "access", access(cfg, svc)}
 	switch {
 	case !cfg.embedded():
 		attrs = append(attrs, "mode", "connected", "nats_url", natsURL, "publish", "nats pub events.demo hello")
