@@ -194,7 +194,7 @@ func connect(ctx context.Context, cfg config, log *slog.Logger) (nc *nats.Conn, 
 		return nil, "", nil, fmt.Errorf("NATS_URL: %w", err)
 	}
 	if !nc.IsConnected() {
-		log.Warn("NATS not reachable yet; retrying in the background", "url", cfg.NATSURL)
+		log.Warn("NATS not reachable yet; retrying in the background", "url", redactURLs(cfg.NATSURL))
 	}
 	return nc, cfg.NATSURL, nc.Close, nil
 }
@@ -255,7 +255,7 @@ func banner(log *slog.Logger, cfg config, httpAddr, natsURL string, svc *service
 	attrs := []any{"http_addr", httpAddr, "subscribe", subscribe, "access", access(cfg, svc)}
 	switch {
 	case !cfg.embedded():
-		attrs = append(attrs, "mode", "connected", "nats_url", natsURL, "publish", "nats pub events.demo hello")
+		attrs = append(attrs, "mode", "connected", "nats_url", redactURLs(natsURL), "publish", "nats pub events.demo hello")
 	case natsURL == "":
 		attrs = append(attrs, "mode", "embedded", "nats_url", "in-process only (NATSSE_EMBEDDED_LISTEN=-): no publishing from outside")
 	default:
