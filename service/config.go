@@ -84,6 +84,9 @@ type Config struct {
 	// MaxURLBytes bounds the request URI. Default 8 KiB.
 	MaxURLBytes int
 
+	// JWT turns access control on; see JWTConfig.
+	JWT JWTConfig
+
 	Logger *slog.Logger
 }
 
@@ -127,6 +130,7 @@ func (c Config) WithDefaults() Config {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	c.BasePath = strings.TrimRight(c.BasePath, "/")
+	c.JWT = c.JWT.withDefaults()
 	return c
 }
 
@@ -159,6 +163,9 @@ func (c Config) Validate() error {
 	}
 	if c.BasePath != "" && !strings.HasPrefix(c.BasePath, "/") {
 		errs = append(errs, fmt.Errorf("base path %q must start with /", c.BasePath))
+	}
+	if err := c.JWT.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

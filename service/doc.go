@@ -7,4 +7,8 @@
 // gap or duplicate at the switch from replay to live. A slow client never
 // slows anyone else: it falls back to catching up from the ring or JetStream,
 // and a client that stops reading is cut off by its write deadline.
+//
+// With a JWT key source configured it also promises §6's access control:
+// no stream without a verified token whose natsse claim allows every
+// requested subject, and none that outlives its token.
 package service

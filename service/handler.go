@@ -96,24 +96,32 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request, path string) 
 		return
 	}
 	req, p := s.parseRequest(r, path)
-	if p == nil {
-		p = s.authorize(r, req)
-	}
 	if p != nil {
 		s.refuse(w, p)
 		return
 	}
+	auth, err := s.authenticate(r)
+	if errors.As(err, &p) {
+		s.refuse(w, p)
+		return
+	}
 	st := s.hub.state.Load()
-	if st == nil {
-		// Until the stream is found, whether a subject is served is unknown.
+	if err != nil || st == nil {
+		// Until the keys and the stream are known, whether the token is
+		// valid and the subject served is unknown: come back later.
 		s.softRefusal(w, r)
 		return
 	}
+	req.auth = auth
 	for _, pattern := range req.patterns {
 		if !st.servesPattern(pattern) {
 			s.refuse(w, newProblem(http.StatusNotFound, "subject %q is not served; served subjects: %s", pattern, strings.Join(st.served, ", ")))
 			return
 		}
+	}
+	if p := authorize(req); p != nil {
+		s.refuse(w, p)
+		return
 	}
 	sub := newSubscriber(req.patterns, req.envelope, s.cfg.QueueEvents, r.RemoteAddr)
 	sub.client = s.clientAddr(r)
@@ -123,10 +131,6 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request, path string) 
 	}
 	s.serveStream(w, r, req, sub)
 }
-
-// authorize is the one place where a request's credentials are checked
-// against its subjects. Anonymous access is all there is for now.
-func (s *Server) authorize(*http.Request, request) *problem { return nil }
 
 // softRefusal opens the stream and closes it at once with a jittered retry,
 // so EventSource comes back later (perhaps to another replica) instead of
@@ -155,7 +159,7 @@ func setStreamHeaders(w http.ResponseWriter, r *http.Request) {
 // net/http's per-connection buffers and reader go away.
 func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, req request, sub *subscriber) {
 	s.metrics.requests.WithLabelValues("stream").Inc()
-	st := &stream{srv: s, sub: sub, since: req.since, began: time.Now()}
+	st := &stream{srv: s, sub: sub, since: req.since, began: time.Now(), auth: req.auth}
 	live := false
 	switch {
 	case req.hasPosition:
@@ -192,6 +196,8 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, req request
 func (s *Server) runStream(ctx context.Context, st *stream, live bool) {
 	defer s.unregister(st.sub)
 	defer st.out.done()
+	expired, stopExpiry := s.watchExpiry(st)
+	defer stopExpiry()
 	if age := s.cfg.MaxStreamAge; age > 0 {
 		t := time.AfterFunc(age-age/5+time.Duration(rand.Int64N(int64(age/5)*2+1)), st.sub.close)
 		defer t.Stop()
@@ -200,7 +206,12 @@ func (s *Server) runStream(ctx context.Context, st *stream, live bool) {
 		return
 	}
 	err := st.run(ctx, live)
-	s.metrics.ended.WithLabelValues(endReason(err)).Inc()
+	reason := endReason(err)
+	if errors.Is(err, errStopped) && expired() {
+		reason = "token_expired"
+		err = st.writeRaw(expiredEvent(st.auth.Expires))
+	}
+	s.metrics.ended.WithLabelValues(reason).Inc()
 	if err != nil && !errors.Is(err, errStopped) && !errors.Is(err, context.Canceled) && s.log.Enabled(ctx, slog.LevelDebug) {
 		s.log.Debug("stream ended", "sub", st.sub, "pos", st.pos, "err", err)
 	}

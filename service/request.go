@@ -17,6 +17,7 @@ type request struct {
 	hasPosition bool
 	since       *time.Time
 	envelope    bool
+	auth        *claims // set once the token is verified; nil when access control is off
 }
 
 // parseRequest validates everything a request says, before any credential

@@ -20,6 +20,7 @@ type Server struct {
 	hub     *hub
 	log     *slog.Logger
 	metrics *metrics
+	auth    *verifier // nil when access control is off
 
 	hangups  *hangups
 	open     atomic.Int64
@@ -41,6 +42,10 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, streams: map[*subscriber]struct{}{}, hangups: newHangups(), perClient: map[netip.Addr]int{}}
 	s.metrics = newMetrics(s)
+	var err error
+	if s.auth, err = newVerifier(cfg.JWT, cfg.Logger); err != nil {
+		return nil, fmt.Errorf("service: %w", err)
+	}
 	h, err := newHub(cfg, nc, s.metrics)
 	if err != nil {
 		return nil, err
@@ -52,6 +57,11 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 // Run consumes the stream until ctx ends; streams are served meanwhile.
 func (s *Server) Run(ctx context.Context) {
 	defer s.hangups.close()
+	if s.auth != nil && s.auth.jwks != nil {
+		var keys sync.WaitGroup
+		keys.Go(func() { s.auth.jwks.run(ctx) })
+		defer keys.Wait()
+	}
 	s.hub.run(ctx)
 }
 
@@ -66,6 +76,8 @@ func (s *Server) Ready() (bool, string) {
 	switch {
 	case draining:
 		return false, "draining: shutting down"
+	case s.auth != nil && s.auth.jwks != nil && !s.auth.jwks.loaded():
+		return false, "waiting for the JWKS at " + s.cfg.JWT.JWKSURL
 	case s.hub.state.Load() == nil:
 		return false, fmt.Sprintf("waiting for NATS and the stream %s", s.cfg.Stream)
 	case !s.hub.isReady():

@@ -26,6 +26,7 @@ type stream struct {
 	began time.Time  // when the request arrived
 	wrote bool       // something was written since the last heartbeat tick
 	spare []*frame
+	auth  *claims // the verified token; nil when access control is off
 }
 
 // writeFrames writes frames after pos in one go and flushes once.

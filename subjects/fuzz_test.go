@@ -65,10 +65,19 @@ func refMatch(p, s []string) bool {
 }
 
 // literals returns every subject of 1 to n tokens over a, b, c and z, where z
-// appears in no pattern: it stands for every token a pattern does not name.
-// A pattern of k tokens cannot tell apart subjects longer than k+1 tokens
-// (past its end they all differ from it in length, or are all swallowed by
-// ">"), so n = longest pattern + 1 finds every witness.
+// appears in no pattern: it stands for every token a pattern does not name
+// (patterns treat all such tokens alike), so the alphabet is exact.
+//
+// The length bound is exact too, although ">" matches subjects of any
+// length. "x inside y" fails only if some subject s matches x but not y.
+// If s is longer than n = max(len x, len y) + 1, cut it to n tokens: x still
+// matches (x must end in ">" to match s, and its tokens before ">" are a
+// prefix of both), and y still does not: y's tokens, at most n-1, see the same
+// prefix; a y ending in ">" still fails on that prefix, and a y without ">"
+// has fewer than n tokens, so it still differs in length. The cut s is a
+// witness of at most n tokens. (n = max length would not do: x = ">" against
+// y = "*" needs a subject of 2 tokens.) The same cut keeps a subject that
+// both match for Overlap.
 func literals(n int) [][]string {
 	var out [][]string
 	cur := [][]string{{}}
@@ -83,6 +92,54 @@ func literals(n int) [][]string {
 		cur = next
 	}
 	return out
+}
+
+// TestInsideExhaustive checks Inside and AllInside against the brute-force
+// definition for every pair of well-formed patterns of up to 3 tokens over
+// a, b, "*" and ">", so that go test covers what FuzzInside samples.
+func TestInsideExhaustive(t *testing.T) {
+	var patterns [][]string
+	var grow func(p []string)
+	grow = func(p []string) {
+		if len(p) > 0 {
+			patterns = append(patterns, p)
+		}
+		if len(p) == 3 || (len(p) > 0 && p[len(p)-1] == fwc) {
+			return
+		}
+		for _, tok := range []string{"a", "b", pwc, fwc} {
+			grow(append(append([]string(nil), p...), tok))
+		}
+	}
+	grow(nil)
+	subjects := literals(4)
+	inside, outside := 0, 0
+	for _, xs := range patterns {
+		for _, ys := range patterns {
+			want := true
+			for _, s := range subjects {
+				if refMatch(xs, s) && !refMatch(ys, s) {
+					want = false
+					break
+				}
+			}
+			x, y := strings.Join(xs, "."), strings.Join(ys, ".")
+			if got := Inside(x, y); got != want {
+				t.Errorf("Inside(%q, %q) = %v; brute force says %v", x, y, got, want)
+			}
+			if _, got := AllInside([]string{x}, []string{"c", y}); got != want {
+				t.Errorf("AllInside([%q], [c %q]) = %v; brute force says %v", x, y, got, want)
+			}
+			if want {
+				inside++
+			} else {
+				outside++
+			}
+		}
+	}
+	if len(patterns) != 52 || inside == 0 || outside == 0 {
+		t.Fatalf("%d patterns, %d pairs inside, %d outside; want 52 patterns and both kinds of pairs", len(patterns), inside, outside)
+	}
 }
 
 func FuzzInside(f *testing.F) {

@@ -60,6 +60,30 @@ func Inside(inner, outer string) bool {
 	}
 }
 
+// InsideAny reports whether pattern lies inside at least one of allowed.
+func InsideAny(pattern string, allowed []string) bool {
+	for _, a := range allowed {
+		if Inside(pattern, a) {
+			return true
+		}
+	}
+	return false
+}
+
+// AllInside reports whether every requested pattern lies inside one of the
+// allowed patterns, and if not, the first that does not (for the 403 detail).
+// Each pattern must fit one allowed pattern on its own: "a.>" is refused by
+// "a.*" and "a.*.>" together, although the two cover it, as access rules are
+// read one pattern at a time.
+func AllInside(requested, allowed []string) (outside string, ok bool) {
+	for _, p := range requested {
+		if !InsideAny(p, allowed) {
+			return p, false
+		}
+	}
+	return "", true
+}
+
 // Overlap reports whether some literal subject is matched by both patterns,
 // e.g. to tell whether a subscription can receive anything from a stream.
 func Overlap(a, b string) bool {

@@ -131,3 +131,37 @@ func TestOverlap(t *testing.T) {
 		}
 	}
 }
+
+func TestAllInside(t *testing.T) {
+	user42 := []string{"events.users.42.>"}
+	tests := []struct {
+		requested, allowed []string
+		outside            string // "" when every requested pattern is allowed
+	}{
+		{[]string{"events.users.42.x"}, user42, ""},
+		{[]string{"events.users.42.>"}, user42, ""},
+		{[]string{"events.users.42.*"}, user42, ""},
+		{[]string{"events.users.42.*.y"}, user42, ""},
+		{[]string{"events.users.*"}, user42, "events.users.*"},
+		{[]string{"events.>"}, user42, "events.>"},
+		{[]string{"events.users.42"}, user42, "events.users.42"},
+		{[]string{">"}, user42, ">"},
+		{[]string{"*.users.42.x"}, user42, "*.users.42.x"},
+		{[]string{"events.users.42.x", "events.users.43.x"}, user42, "events.users.43.x"},
+		{[]string{"events.users.42.x", "events.public.news"}, []string{"events.users.42.>", "events.public.*"}, ""},
+		{[]string{"events.public.>"}, []string{"events.users.42.>", "events.public.*"}, "events.public.>"},
+		// Each pattern must fit one allowed pattern, not their union.
+		{[]string{"a.>"}, []string{"a.*", "a.*.>"}, "a.>"},
+		{[]string{"a.x"}, nil, "a.x"},
+		{nil, user42, ""},
+		// A malformed allowed pattern allows nothing.
+		{[]string{"events.x"}, []string{"events.>.x"}, "events.x"},
+		{[]string{"events..x"}, []string{">"}, "events..x"},
+	}
+	for _, tt := range tests {
+		outside, ok := AllInside(tt.requested, tt.allowed)
+		if outside != tt.outside || ok != (tt.outside == "") {
+			t.Errorf("AllInside(%q, %q) = %q, %v; want %q, %v", tt.requested, tt.allowed, outside, ok, tt.outside, tt.outside == "")
+		}
+	}
+}

@@ -39,6 +39,16 @@ type config struct {
 	StoreDir       string   `env:"NATSSE_STORE_DIR" envDefault:"./data" help:"embedded mode: JetStream storage directory"`
 	Anonymous      bool     `env:"NATSSE_ANONYMOUS" help:"connected mode: serve anonymous subscribers on purpose"`
 
+	JWTSecret       string        `env:"NATSSE_JWT_SECRET" help:"HS256 secret (32 bytes or more): tokens required"`
+	JWTPublicKey    string        `env:"NATSSE_JWT_PUBLIC_KEY" help:"PEM file of the public key (RSA: RS256, ECDSA: ES256, Ed25519: EdDSA): tokens required"`
+	JWKSURL         string        `env:"NATSSE_JWKS_URL" help:"JWKS URL (an OIDC provider's jwks_uri): tokens required"`
+	JWKSRefresh     time.Duration `env:"NATSSE_JWKS_REFRESH" envDefault:"10m" help:"how often the JWKS is fetched again"`
+	JWKSMinInterval time.Duration `env:"NATSSE_JWKS_MIN_INTERVAL" envDefault:"10s" help:"tokens with an unknown kid fetch the JWKS at most once per interval"`
+	JWTLeeway       time.Duration `env:"NATSSE_JWT_LEEWAY" envDefault:"30s" help:"clock skew allowed on exp and nbf"`
+	JWTAudience     string        `env:"NATSSE_JWT_AUDIENCE" help:"if set, a token's aud must include it"`
+	JWTIssuer       string        `env:"NATSSE_JWT_ISSUER" help:"if set, a token's iss must be it"`
+	JWTCookie       string        `env:"NATSSE_JWT_COOKIE" envDefault:"natsse_token" help:"cookie that can carry the token"`
+
 	Stream         string        `env:"NATSSE_STREAM" envDefault:"EVENTS" help:"the JetStream stream served"`
 	StreamSubjects []string      `env:"NATSSE_STREAM_SUBJECTS" envDefault:"events.>" help:"subjects of the stream when natsse creates it"`
 	StreamCreate   *bool         `env:"NATSSE_STREAM_CREATE" help:"create the stream if missing (default: true embedded, false connected)"`
@@ -96,9 +106,12 @@ func namedError(err error) error {
 }
 
 func (c config) check() error {
+	if err := c.checkJWT(); err != nil {
+		return err
+	}
 	switch {
-	case !c.embedded() && !c.Anonymous:
-		return errors.New("NATS_URL is set (connected mode) but no JWT settings are: set NATSSE_ANONYMOUS=true to serve anonymous subscribers on purpose")
+	case !c.embedded() && !c.Anonymous && len(c.jwtSources()) == 0:
+		return errors.New("NATS_URL is set (connected mode) but no JWT settings are: set NATSSE_JWT_SECRET, NATSSE_JWT_PUBLIC_KEY or NATSSE_JWKS_URL, or NATSSE_ANONYMOUS=true to serve anonymous subscribers on purpose")
 	case !validLevel(c.LogLevel):
 		return fmt.Errorf("NATSSE_LOG_LEVEL: %q is not one of debug, info, warn, error", c.LogLevel)
 	case c.LogFormat != "auto" && c.LogFormat != "text" && c.LogFormat != "json":

@@ -86,7 +86,11 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	}
 	defer stopNATS()
 
-	svc, err := service.New(serviceConfig(cfg, log), nc)
+	scfg := serviceConfig(cfg, log)
+	if scfg.JWT, err = cfg.jwtConfig(); err != nil {
+		return err
+	}
+	svc, err := service.New(scfg, nc)
 	if err != nil {
 		return err
 	}
@@ -133,6 +137,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		case <-ctx.Done():
 		}
 	}
+	warnAccess(log, cfg)
 	banner(log, cfg, ln.Addr().String(), natsURL, svc)
 
 	select {
@@ -201,7 +206,7 @@ func connect(ctx context.Context, cfg config, log *slog.Logger) (nc *nats.Conn, 
 		return nil, "", nil, fmt.Errorf("NATS_URL: %w", err)
 	}
 	if !nc.IsConnected() {
-		log.Warn("NATS not reachable yet; retrying in the background", "url", cfg.NATSURL)
+		log.Warn("NATS not reachable yet; retrying in the background", "url", redactURLs(cfg.NATSURL))
 	}
 	return nc, cfg.NATSURL, nc.Close, nil
 }
@@ -263,11 +268,11 @@ func banner(log *slog.Logger, cfg config, httpAddr, natsURL string, svc *service
 	if cfg.TLSCert != "" {
 		scheme = "https"
 	}
-	subscribe := fmt.Sprintf("curl -N %s://%s%s/events/demo", scheme, host, cfg.BasePath)
-	attrs := []any{"http_addr", httpAddr, "subscribe", subscribe}
+	subscribe := fmt.Sprintf("curl -N %s%s://%s%s/events/demo", tokenHeader(cfg), scheme, host, cfg.BasePath)
+	attrs := []any{"http_addr", httpAddr, "subscribe", subscribe, "access", access(cfg, svc)}
 	switch {
 	case !cfg.embedded():
-		attrs = append(attrs, "mode", "connected", "nats_url", natsURL, "publish", "nats pub events.demo hello")
+		attrs = append(attrs, "mode", "connected", "nats_url", redactURLs(natsURL), "publish", "nats pub events.demo hello")
 	case natsURL == "":
 		attrs = append(attrs, "mode", "embedded", "nats_url", "in-process only (NATSSE_EMBEDDED_LISTEN=-): no publishing from outside")
 	default:
