@@ -124,6 +124,7 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request, path string) 
 		return
 	}
 	sub := newSubscriber(req.patterns, req.envelope, s.cfg.QueueEvents, r.RemoteAddr)
+	sub.shard = s.hub.shard()
 	sub.client = s.clientAddr(r)
 	if !s.register(sub) {
 		s.softRefusal(w, r)

@@ -34,8 +34,12 @@ type hub struct {
 	state atomic.Pointer[streamState] // nil until the stream was found
 	ready atomic.Bool                 // stream reachable right now
 
-	tickMu sync.Mutex
-	tick   chan struct{} // closed and replaced every heartbeat tick
+	// ticks are the heartbeat channels, one per shard of the streams; each
+	// is closed and replaced every third of the heartbeat interval, the
+	// shards one after another, so that idle streams do not all write
+	// their heartbeats in the same instant (S8 in BENCHMARKS.md).
+	ticks     [heartbeatShards]atomic.Pointer[chan struct{}]
+	nextShard atomic.Uint32
 
 	replaySlots chan struct{}
 	replays     *replayCache
@@ -58,14 +62,18 @@ func newHub(cfg Config, nc *nats.Conn, m *metrics) (*hub, error) {
 	if err != nil {
 		return nil, fmt.Errorf("service: jetstream: %w", err)
 	}
-	return &hub{
+	h := &hub{
 		cfg: cfg, nc: nc, js: js, log: cfg.Logger, metrics: m,
 		index:       subjects.NewIndex[*subscriber](),
-		tick:        make(chan struct{}),
 		replaySlots: make(chan struct{}, cfg.ReplayConcurrency),
 		replays:     newReplayCache(cfg.ReplayCacheBytes),
 		started:     make(chan struct{}),
-	}, nil
+	}
+	for i := range h.ticks {
+		ch := make(chan struct{})
+		h.ticks[i].Store(&ch)
+	}
+	return h, nil
 }
 
 // run finds (or creates) the stream, consumes it until ctx ends, and keeps
@@ -341,27 +349,30 @@ func (h *hub) detachLocked(s *subscriber) {
 	}
 }
 
-// heartbeat returns a channel that closes at the next heartbeat tick. One
-// ticker serves every connection; ticking at a third of the interval keeps
-// every stream's silence under it.
-func (h *hub) heartbeat() <-chan struct{} {
-	h.tickMu.Lock()
-	defer h.tickMu.Unlock()
-	return h.tick
+// heartbeatShards spreads the heartbeat ticks over this many groups of
+// streams.
+const heartbeatShards = 64
+
+// heartbeat returns a channel that closes at shard's next heartbeat tick.
+// One ticker serves every connection; ticking at a third of the interval
+// keeps every stream's silence under it.
+func (h *hub) heartbeat(shard uint32) <-chan struct{} {
+	return *h.ticks[shard%heartbeatShards].Load()
 }
 
+// shard assigns a new stream its heartbeat shard, round-robin.
+func (h *hub) shard() uint32 { return h.nextShard.Add(1) % heartbeatShards }
+
 func (h *hub) heartbeats(ctx context.Context) {
-	t := time.NewTicker(h.cfg.Heartbeat / 3)
+	t := time.NewTicker(max(h.cfg.Heartbeat/3/heartbeatShards, time.Millisecond))
 	defer t.Stop()
-	for {
+	for i := 0; ; i = (i + 1) % heartbeatShards {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			h.tickMu.Lock()
-			close(h.tick)
-			h.tick = make(chan struct{})
-			h.tickMu.Unlock()
+			next := make(chan struct{})
+			close(*h.ticks[i].Swap(&next))
 		}
 	}
 }

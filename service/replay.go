@@ -76,7 +76,7 @@ func (st *stream) waitFor(ctx context.Context, ch <-chan struct{}) error {
 		select {
 		case <-ch:
 			return nil
-		case <-st.srv.hub.heartbeat():
+		case <-st.srv.hub.heartbeat(st.sub.shard):
 			if err := st.heartbeat(); err != nil {
 				return writeError{err}
 			}
@@ -114,7 +114,7 @@ func (st *stream) acquireReplay(ctx context.Context) error {
 		select {
 		case st.srv.hub.replaySlots <- struct{}{}:
 			return nil
-		case <-st.srv.hub.heartbeat():
+		case <-st.srv.hub.heartbeat(st.sub.shard):
 			if err := st.heartbeat(); err != nil {
 				return writeError{err}
 			}
@@ -206,7 +206,7 @@ func (st *stream) replayOnce(ctx context.Context, run *replayRun) error {
 			if meta.NumPending == 0 {
 				return nil
 			}
-		case <-h.heartbeat():
+		case <-h.heartbeat(st.sub.shard):
 			if unflushed == 0 {
 				if err := st.heartbeat(); err != nil {
 					return writeError{err}

@@ -17,16 +17,17 @@ const ringBudget = 1024
 // stream is one open SSE response: the connection's only goroutine writes
 // to it, so writes need no lock.
 type stream struct {
-	srv   *Server
-	out   sink
-	sub   *subscriber
-	pos   uint64     // every wanted message up to pos has been written
-	check bool       // pos came from the client: compare it with the stream first
-	since *time.Time // start from a time instead of pos
-	began time.Time  // when the request arrived
-	wrote bool       // something was written since the last heartbeat tick
-	spare []*frame
-	auth  *claims // the verified token; nil when access control is off
+	srv        *Server
+	out        sink
+	sub        *subscriber
+	pos        uint64     // every wanted message up to pos has been written
+	check      bool       // pos came from the client: compare it with the stream first
+	since      *time.Time // start from a time instead of pos
+	began      time.Time  // when the request arrived
+	wrote      bool       // something was written since the last heartbeat tick
+	deadlineAt time.Time  // the write deadline armed last
+	spare      []*frame
+	auth       *claims // the verified token; nil when access control is off
 }
 
 // writeFrames writes frames after pos in one go and flushes once.
@@ -64,8 +65,18 @@ func (st *stream) flush() error {
 	return st.out.flush()
 }
 
+// deadline arms the write deadline for the next write. Moving a deadline
+// costs a timer update, so a deadline with more than three quarters of
+// the timeout left is kept (it was the second-largest cost after writev in
+// the S8 profile): a client that takes nothing is cut off after between
+// 3/4 and all of the write timeout.
 func (st *stream) deadline() {
-	st.out.setDeadline(time.Now().Add(st.srv.cfg.WriteTimeout))
+	now := time.Now()
+	if st.deadlineAt.Sub(now) > st.srv.cfg.WriteTimeout*3/4 {
+		return
+	}
+	st.deadlineAt = now.Add(st.srv.cfg.WriteTimeout)
+	st.out.setDeadline(st.deadlineAt)
 }
 
 // heartbeat writes a comment on the second tick without a write: ticks
@@ -153,7 +164,7 @@ func (st *stream) live(ctx context.Context) error {
 			if detached {
 				return nil
 			}
-		case <-st.srv.hub.heartbeat():
+		case <-st.srv.hub.heartbeat(st.sub.shard):
 			if err := st.heartbeat(); err != nil {
 				return err
 			}
@@ -189,7 +200,7 @@ func (st *stream) wait(ctx context.Context, d time.Duration) error {
 		select {
 		case <-t.C:
 			return nil
-		case <-st.srv.hub.heartbeat():
+		case <-st.srv.hub.heartbeat(st.sub.shard):
 			if err := st.heartbeat(); err != nil {
 				return err
 			}

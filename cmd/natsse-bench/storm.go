@@ -149,7 +149,8 @@ func stormPhaseRun(c runConfig, t runTarget, runID string) (*stormPhase, error) 
 			out = filepath.Join(c.outDir, fmt.Sprintf("%s-%s.json", runID, g.Name))
 		}
 		args := []string{"-url", t.url, "-paths", g.path, "-n", strconv.Itoa(g.Clients),
-			"-expect", plans[i].String(), "-duration", c.timeout.String(), "-progress", "0", "-concurrency", "1000"}
+			"-expect", plans[i].String(), "-duration", c.timeout.String(), "-progress", "0", "-concurrency", "1000",
+			"-reconnects", "10"} // as EventSource would, should a stream end
 		if resume {
 			args = append(args, "-last-event-id", strconv.FormatUint(g.LastEventID, 10))
 		}
