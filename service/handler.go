@@ -120,6 +120,15 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request, path string) 
 		s.softRefusal(w, r)
 		return
 	}
+	if p, ok := s.openCursor(r.Context(), &req, sub); !ok {
+		s.unregister(sub)
+		if p != nil {
+			s.refuse(w, p)
+		} else {
+			s.softRefusal(w, r)
+		}
+		return
+	}
 	s.serveStream(w, r, req, sub)
 }
 
@@ -154,7 +163,7 @@ func setStreamHeaders(w http.ResponseWriter, r *http.Request) {
 // net/http's per-connection buffers and reader go away.
 func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, req request, sub *subscriber) {
 	s.metrics.requests.WithLabelValues("stream").Inc()
-	st := &stream{srv: s, sub: sub, since: req.since, began: time.Now()}
+	st := &stream{srv: s, sub: sub, since: req.since, began: time.Now(), cursor: req.cursor}
 	live := false
 	switch {
 	case req.hasPosition:
@@ -187,7 +196,9 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, req request
 // runStream serves st until it ends, then releases it.
 func (s *Server) runStream(ctx context.Context, st *stream, live bool) {
 	defer s.unregister(st.sub)
+	defer st.cursor.finish()
 	defer st.out.done()
+	st.cursor.start(ctx)
 	if age := s.cfg.MaxStreamAge; age > 0 {
 		t := time.AfterFunc(age-age/5+time.Duration(rand.Int64N(int64(age/5)*2+1)), st.sub.close)
 		defer t.Stop()

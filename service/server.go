@@ -26,6 +26,8 @@ type Server struct {
 	draining bool
 	streams  map[*subscriber]struct{}
 	done     sync.WaitGroup
+
+	takeovers *takeovers // named cursors' takeovers across replicas
 }
 
 // New checks cfg and prepares a Server on the NATS connection nc, which it
@@ -42,12 +44,16 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 		return nil, err
 	}
 	s.hub = h
+	s.takeovers = newTakeovers(s, nc)
 	return s, nil
 }
 
 // Run consumes the stream until ctx ends; streams are served meanwhile.
 func (s *Server) Run(ctx context.Context) {
 	defer s.hangups.close()
+	var wg sync.WaitGroup
+	wg.Go(func() { s.takeovers.run(ctx) })
+	defer wg.Wait()
 	s.hub.run(ctx)
 }
 

@@ -26,6 +26,8 @@ type stream struct {
 	began time.Time  // when the request arrived
 	wrote bool       // something was written since the last heartbeat tick
 	spare []*frame
+	// cursor keeps a named cursor's position (?durable=); nil without one.
+	cursor *cursor
 }
 
 // writeFrames writes frames after pos in one go and flushes once.
@@ -60,7 +62,22 @@ func (st *stream) writeRaw(b []byte) error {
 
 func (st *stream) flush() error {
 	st.wrote = true
-	return st.out.flush()
+	reachable := st.cursor.reachable(st.out)
+	if err := st.out.flush(); err != nil {
+		return err
+	}
+	if reachable {
+		st.delivered()
+	}
+	return nil
+}
+
+// delivered tells the named cursor, if any, that everything up to pos has
+// reached the client's connection, once pos is a position the stream checked.
+func (st *stream) delivered() {
+	if st.cursor != nil && !st.check && st.since == nil {
+		st.cursor.delivered(st.pos)
+	}
 }
 
 func (st *stream) deadline() {
@@ -106,6 +123,7 @@ func (st *stream) catchUp(ctx context.Context) error {
 		if err := st.retry(ctx, st.checkPosition); err != nil {
 			return err
 		}
+		st.cursor.claimed(st.pos)
 	}
 	for {
 		if err := st.stopped(ctx); err != nil {

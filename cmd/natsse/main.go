@@ -236,6 +236,7 @@ func serviceConfig(cfg config, log *slog.Logger) service.Config {
 		RingEvents: cfg.RingEvents, RingBytes: int(cfg.RingBytes), QueueEvents: cfg.QueueEvents,
 		ReplayConcurrency: cfg.ReplayConcurrency, MaxStreams: cfg.MaxStreams,
 		MaxSubjects: cfg.MaxSubjects, MaxURLBytes: cfg.MaxURLBytes,
+		DurableTTL: cfg.DurableTTL, MaxDurables: cfg.MaxDurables,
 		Logger: log,
 	}
 }

@@ -1,0 +1,265 @@
+package service_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/natsse/natsse/service"
+	"github.com/natsse/natsse/service/ssetest"
+)
+
+// TestDurableContinuesWhereTheNameStopped: a client reads 50 of 100 events
+// and leaves; a fresh client with the same name and no Last-Event-ID gets
+// exactly 51..100. A new name starts like a request without a position.
+func TestDurableContinuesWhereTheNameStopped(t *testing.T) {
+	e := start(t, service.Config{})
+	for i := 1; i <= 3; i++ {
+		e.publish("events.d", "before the name existed")
+	}
+	first := e.open("/events/d?durable=reader-1", nil)
+	e.publishMany(50, func(int) string { return "events.d" }, seqPayload)
+	first.expectSeqs(4, 53)
+	first.close()
+
+	e.publishMany(50, func(int) string { return "events.d" }, seqPayload)
+	fresh := e.open("/events/d?durable=reader-1", nil)
+	fresh.expectSeqs(54, 103)
+	e.publish("events.d", "live")
+	fresh.expectSeqs(104, 104)
+}
+
+// TestDurableTakeoverAcrossReplicas: a second connection with the same name,
+// on another natsse serving the same NATS, closes the first and continues
+// right after the last event the first one got.
+func TestDurableTakeoverAcrossReplicas(t *testing.T) {
+	a := start(t, service.Config{})
+	nc, err := a.ns.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	b := startOn(t, a.ns, nc, service.Config{})
+
+	old := a.open("/events/t?durable=phone", nil)
+	for i := 1; i <= 3; i++ {
+		a.publish("events.t", seqPayload(i))
+	}
+	old.expectSeqs(1, 3)
+
+	newer := b.open("/events/t?durable=phone", nil)
+	old.expectEnd(10 * time.Second)
+	a.publish("events.t", "m4")
+	newer.expectSeqs(4, 4)
+}
+
+// expectEnd reads until the server ends the stream, failing when it does
+// not within d.
+func (c *client) expectEnd(d time.Duration) {
+	c.t.Helper()
+	timer := time.AfterFunc(d, c.cancel)
+	defer timer.Stop()
+	for {
+		ev, err := c.r.Next()
+		if err != nil {
+			if !timer.Stop() {
+				c.t.Fatalf("the stream was still open after %s", d)
+			}
+			return
+		}
+		if ev.HasData {
+			c.t.Fatalf("got event %q (%q), want the stream to end", ev.ID, ev.Data)
+		}
+	}
+}
+
+// TestDurableSubjectsAreFixed: the same name with other subjects is 409;
+// the same subjects in another order are the same cursor.
+func TestDurableSubjectsAreFixed(t *testing.T) {
+	e := start(t, service.Config{})
+	e.open("/sse?subject=events.a&subject=events.b.>&durable=fixed", nil).close()
+	e.open("/sse?subject=events.b.>&subject=events.a&durable=fixed", nil).close()
+	for _, path := range []string{"/events/a?durable=fixed", "/sse?subject=events.a&subject=events.b.*&durable=fixed"} {
+		e.expectProblem(path, http.StatusConflict, "fixed when it is created")
+	}
+}
+
+// TestDurableLimit: beyond MaxDurables a new name is 429; an existing name
+// still opens.
+func TestDurableLimit(t *testing.T) {
+	e := start(t, service.Config{MaxDurables: 2})
+	e.open("/events/l?durable=one", nil).close()
+	e.open("/events/l?durable=two", nil).close()
+	e.expectProblem("/events/l?durable=three", http.StatusTooManyRequests, "NATSSE_MAX_DURABLES")
+	e.open("/events/l?durable=one", nil)
+}
+
+func TestDurableBadName(t *testing.T) {
+	e := start(t, service.Config{})
+	for _, q := range []string{"durable=", "durable=a.b", "durable=a%20b", "durable=%C3%A4", "durable=" + strings.Repeat("x", 65), "durable=a&durable=b"} {
+		e.expectProblem("/events/n?"+q, http.StatusBadRequest, "durable")
+	}
+	e.open("/events/n?durable="+strings.Repeat("x", 64), nil).close()
+	e.open("/events/n?durable=Az09_-", nil).close()
+}
+
+// TestDurableLastEventIDWins: an explicit position beats the stored one and
+// becomes the stored one.
+func TestDurableLastEventIDWins(t *testing.T) {
+	e := start(t, service.Config{})
+	for i := 1; i <= 5; i++ {
+		e.publish("events.w", seqPayload(i))
+	}
+	c := e.open("/events/w?durable=w&lastEventId=0", nil) // a new name with a position
+	c.expectSeqs(1, 5)
+	c.close()
+	e.publish("events.other", "not the cursor's")
+
+	c = e.open("/events/w?durable=w", header("Last-Event-ID", "2")) // stored: 5
+	c.expectSeqs(3, 5)
+	c.close()
+
+	c = e.open("/events/w?durable=w", header("Last-Event-ID", "6")) // nothing follows 6
+	waitFor(t, "the stored position to move to 6", func() bool { return e.cursorFloor("w") == 6 })
+	c.close()
+
+	e.publish("events.w", "m7")
+	e.open("/events/w?durable=w", nil).expectSeqs(7, 7)
+}
+
+// cursorFloor is the stored position of an anonymous cursor: its consumer's
+// ack floor.
+func (e *env) cursorFloor(name string) uint64 {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cons, err := e.js.Consumer(ctx, "EVENTS", "natsse_anon_"+name)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return cons.CachedInfo().AckFloor.Stream
+}
+
+// TestDurableExpires: the consumer stays while a client is connected, even
+// past the TTL, and is removed once the cursor was unused for the TTL.
+func TestDurableExpires(t *testing.T) {
+	e := start(t, service.Config{DurableTTL: time.Second})
+	c := e.open("/events/x?durable=brief", nil)
+	exists := func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err := e.js.Consumer(ctx, "EVENTS", "natsse_anon_brief")
+		if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			t.Fatal(err)
+		}
+		return err == nil
+	}
+	// Nothing to await here: the property is that nothing happens.
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if !exists() {
+			t.Fatal("the cursor's consumer expired while a client was connected")
+		}
+	}
+	c.close()
+	waitFor(t, "the unused cursor's consumer to be removed", func() bool { return !exists() })
+}
+
+// TestDurableAcksOnlyFlushedEvents: a client that stops reading is cut off
+// by the write timeout; what natsse had flushed to its connection counts as
+// delivered, the rest does not, so a fresh client with the name starts at
+// or before the first event the old one did not fully receive, and then
+// gets every event exactly once.
+func TestDurableAcksOnlyFlushedEvents(t *testing.T) {
+	const events, size = 400, 32 << 10 // 12.5 MiB: more than socket buffers hold
+	e := start(t, service.Config{WriteTimeout: 500 * time.Millisecond})
+	conn, err := net.Dial("tcp", e.http.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	// Small enough that natsse's writes block, large enough that reading
+	// what is left later is quick.
+	if err := conn.(*net.TCPConn).SetReadBuffer(256 << 10); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(conn, "GET /events/big?durable=slow HTTP/1.1\r\nHost: natsse\r\n\r\n")
+	br := bufio.NewReader(conn)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(line, "retry:") {
+			break
+		}
+	}
+	payload := strings.Repeat("x", size)
+	e.publishMany(events, func(int) string { return "events.big" }, func(int) string { return payload })
+	waitFor(t, "the stalled client to be cut off", func() bool { return e.metric("natsse_streams_open") == 0 })
+
+	// Now read what reached the old client before natsse gave up.
+	r := ssetest.NewReader(br)
+	got := 0
+	for {
+		ev, err := r.Next()
+		if err != nil {
+			break
+		}
+		if ev.HasData {
+			got++
+		}
+	}
+	received, _ := strconv.Atoi(r.LastEventID())
+	if got == 0 || received >= events {
+		t.Fatalf("the old client received %d events up to %d; want some but not all %d", got, received, events)
+	}
+
+	e.publish("events.big", "after") // what a fresh client gets if everything was acked
+	// The fresh client reads from another replica, without the short write
+	// timeout.
+	nc, err := e.ns.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	fresh := startOn(t, e.ns, nc, service.Config{}).open("/events/big?durable=slow", nil)
+	ev := fresh.next()
+	from, _ := strconv.Atoi(ev.ID)
+	t.Logf("the old client received events up to %d; the fresh one starts at %d", received, from)
+	if from < 2 || from > received+1 {
+		t.Fatalf("the fresh client starts at %d; want after the flushed events, at most %d", from, received+1)
+	}
+	fresh.expectSeqs(uint64(from)+1, events+1)
+}
+
+// expectProblem checks that path is refused with status and a problem
+// detail that mentions want.
+func (e *env) expectProblem(path string, status int, want string) {
+	e.t.Helper()
+	resp, err := http.Get(e.url + path)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var p struct {
+		Status int    `json:"status"`
+		Detail string `json:"detail"`
+	}
+	ct := resp.Header.Get("Content-Type")
+	if err := json.NewDecoder(resp.Body).Decode(&p); err != nil || resp.StatusCode != status || ct != "application/problem+json" || p.Status != status {
+		e.t.Fatalf("GET %s: %d %s %+v (%v), want %d problem+json", path, resp.StatusCode, ct, p, err, status)
+	}
+	if !strings.Contains(p.Detail, want) {
+		e.t.Errorf("GET %s: detail %q, want it to mention %q", path, p.Detail, want)
+	}
+}
