@@ -39,6 +39,21 @@ func TestDurableContinuesWhereTheNameStopped(t *testing.T) {
 	fresh.expectSeqs(104, 104)
 }
 
+// TestDurableExactAfterCatchUp: a client catching up through a new cursor
+// reads thousands of events and leaves at once; the next connection with the
+// name continues right after the last one, although the consumer's copies
+// (and so its acks) may not have caught up yet.
+func TestDurableExactAfterCatchUp(t *testing.T) {
+	const events = 5_000
+	e := start(t, service.Config{})
+	e.publishMany(events, func(int) string { return "events.c" }, seqPayload)
+	c := e.open("/events/c?durable=catchup&lastEventId=0", nil)
+	c.expectSeqs(1, events)
+	c.close()
+	e.publish("events.c", "next")
+	e.open("/events/c?durable=catchup", nil).expectSeqs(events+1, events+1)
+}
+
 // TestDurableTakeoverAcrossReplicas: a second connection with the same name,
 // on another natsse serving the same NATS, closes the first and continues
 // right after the last event the first one got.
@@ -116,7 +131,7 @@ func TestDurableBadName(t *testing.T) {
 // TestDurableLastEventIDWins: an explicit position beats the stored one and
 // becomes the stored one.
 func TestDurableLastEventIDWins(t *testing.T) {
-	e := start(t, service.Config{})
+	e := start(t, service.Config{Heartbeat: time.Hour}) // heartbeats would store the position too
 	for i := 1; i <= 5; i++ {
 		e.publish("events.w", seqPayload(i))
 	}
@@ -139,16 +154,7 @@ func TestDurableLastEventIDWins(t *testing.T) {
 
 // cursorFloor is the stored position of an anonymous cursor: its consumer's
 // ack floor.
-func (e *env) cursorFloor(name string) uint64 {
-	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	cons, err := e.js.Consumer(ctx, "EVENTS", "natsse_anon_"+name)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return cons.CachedInfo().AckFloor.Stream
-}
+func (e *env) cursorFloor(name string) uint64 { return e.cursorInfo(name).AckFloor.Stream }
 
 // TestDurableExpires: the consumer stays while a client is connected, even
 // past the TTL, and is removed once the cursor was unused for the TTL.
@@ -182,27 +188,7 @@ func TestDurableExpires(t *testing.T) {
 func TestDurableAcksOnlyFlushedEvents(t *testing.T) {
 	const events, size = 400, 32 << 10 // 12.5 MiB: more than socket buffers hold
 	e := start(t, service.Config{WriteTimeout: 500 * time.Millisecond})
-	conn, err := net.Dial("tcp", e.http.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	// Small enough that natsse's writes block, large enough that reading
-	// what is left later is quick.
-	if err := conn.(*net.TCPConn).SetReadBuffer(256 << 10); err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprintf(conn, "GET /events/big?durable=slow HTTP/1.1\r\nHost: natsse\r\n\r\n")
-	br := bufio.NewReader(conn)
-	for {
-		line, err := br.ReadString('\n')
-		if err != nil {
-			t.Fatal(err)
-		}
-		if strings.HasPrefix(line, "retry:") {
-			break
-		}
-	}
+	_, br := e.openStopped("/events/big?durable=slow")
 	payload := strings.Repeat("x", size)
 	e.publishMany(events, func(int) string { return "events.big" }, func(int) string { return payload })
 	waitFor(t, "the stalled client to be cut off", func() bool { return e.metric("natsse_streams_open") == 0 })
@@ -240,6 +226,67 @@ func TestDurableAcksOnlyFlushedEvents(t *testing.T) {
 		t.Fatalf("the fresh client starts at %d; want after the flushed events, at most %d", from, received+1)
 	}
 	fresh.expectSeqs(uint64(from)+1, events+1)
+}
+
+// cursorInfo reads the consumer of an anonymous cursor.
+func (e *env) cursorInfo(name string) *jetstream.ConsumerInfo {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cons, err := e.js.Consumer(ctx, "EVENTS", "natsse_anon_"+name)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return cons.CachedInfo()
+}
+
+// TestDurableAckFloorStaysAtTheFlush: while natsse cannot flush to a client
+// that stopped reading, the stored position (the consumer's ack floor) stays
+// at what was flushed, even though the durable has delivered the copies of
+// later events: what a crash of natsse would leave behind.
+func TestDurableAckFloorStaysAtTheFlush(t *testing.T) {
+	const events, size = 400, 32 << 10 // 12.5 MiB: more than socket buffers hold
+	e := start(t, service.Config{WriteTimeout: time.Minute})
+	conn, _ := e.openStopped("/events/big?durable=stuck")
+	payload := strings.Repeat("x", size)
+	e.publishMany(events, func(int) string { return "events.big" }, func(int) string { return payload })
+	var info *jetstream.ConsumerInfo
+	waitFor(t, "the durable to deliver every copy it may", func() bool {
+		info = e.cursorInfo("stuck")
+		return info.Delivered.Stream == events || info.NumAckPending == 256
+	})
+	if info.AckFloor.Stream >= events/2 {
+		t.Errorf("ack floor %d with a client that stopped reading (copies delivered up to %d); want what was flushed, a few MiB of %d MiB", info.AckFloor.Stream, info.Delivered.Stream, events*size>>20)
+	}
+	_ = conn.Close()
+	waitFor(t, "the stream to end", func() bool { return e.metric("natsse_streams_open") == 0 })
+}
+
+// openStopped opens a stream, reads up to its retry line (the stream and its
+// cursor are in place by then) and reads no more until told. Its receive
+// buffer is small enough that natsse's writes block, and large enough that
+// reading what is left later is quick.
+func (e *env) openStopped(path string) (net.Conn, *bufio.Reader) {
+	e.t.Helper()
+	conn, err := net.Dial("tcp", e.http.Listener.Addr().String())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { _ = conn.Close() })
+	if err := conn.(*net.TCPConn).SetReadBuffer(256 << 10); err != nil {
+		e.t.Fatal(err)
+	}
+	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: natsse\r\n\r\n", path)
+	br := bufio.NewReader(conn)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if strings.HasPrefix(line, "retry:") {
+			return conn, br
+		}
+	}
 }
 
 // expectProblem checks that path is refused with status and a problem
