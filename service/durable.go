@@ -230,7 +230,7 @@ func (s *Server) cursorRoom(ctx context.Context) (*problem, error) {
 	if n < limit {
 		return nil, nil
 	}
-	return newProblem(http.StatusTooManyRequests, "%d named cursors exist, the most allowed (NATSSE_MAX_DURABLES, within the stream's max_consumers): reuse a cursor name or wait until unused ones expire (NATSSE_DURABLE_TTL=%s)", n, s.cfg.DurableTTL), nil
+	return newProblem(http.StatusTooManyRequests, "%d named cursors exist, and %d are allowed (NATSSE_MAX_DURABLES, kept within the stream's max_consumers): reuse a cursor name or wait until unused ones expire (NATSSE_DURABLE_TTL=%s)", n, limit, s.cfg.DurableTTL), nil
 }
 
 // consumerReserve is the part of a stream's max_consumers that named cursors

@@ -157,10 +157,21 @@ func TestDurableLastEventIDWins(t *testing.T) {
 func (e *env) cursorFloor(name string) uint64 { return e.cursorInfo(name).AckFloor.Stream }
 
 // TestDurableExpires: the consumer stays while a client is connected, even
-// past the TTL, and is removed once the cursor was unused for the TTL.
+// past the TTL, and is removed once the cursor was unused for the TTL. A
+// replica with another TTL applies its own to the names it opens.
 func TestDurableExpires(t *testing.T) {
-	e := start(t, service.Config{DurableTTL: time.Second})
+	long := start(t, service.Config{})
+	long.open("/events/x?durable=brief", nil).close()
+	nc, err := long.ns.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	e := startOn(t, long.ns, nc, service.Config{DurableTTL: time.Second})
 	c := e.open("/events/x?durable=brief", nil)
+	if ttl := e.cursorInfo("brief").Config.InactiveThreshold; ttl != time.Second {
+		t.Fatalf("the consumer's InactiveThreshold is %s, want the TTL of the replica that opened it last, 1s", ttl)
+	}
 	exists := func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
