@@ -175,10 +175,10 @@ func conflict(got, want string) *problem {
 	return newProblem(http.StatusConflict, "this durable name is a cursor on %q, not %q; its subjects are fixed when it is created: use another name", got, want)
 }
 
-// cursorConfig is a cursor's consumer. Nobody reads messages through it but
-// the cursor's own acks (cursor.go): headers only, acked all-below, deleted by
-// the server after NATSSE_DURABLE_TTL without a connection. DeliverAll lets a
-// reset move it to any position, backwards too (an explicit Last-Event-ID).
+// cursorConfig is a cursor's consumer. Its messages are only there to be
+// acked (cursor.go): headers only, acked all-below, deleted by the server
+// after NATSSE_DURABLE_TTL without a connection. DeliverAll lets a reset move
+// it to any position, backwards too (an explicit Last-Event-ID).
 func (s *Server) cursorConfig(consumer string, patterns []string) jetstream.ConsumerConfig {
 	filters := filtersFor(patterns)
 	if filters == nil {
