@@ -111,3 +111,18 @@ func authorize(req request) *problem {
 	}
 	return nil
 }
+
+// authorizeDurable checks a named cursor against the token's natsse.durable
+// and scopes it to the token's sub, so two users never share a cursor
+// (CONTRACT §4). A token without sub gets a scope of its own, apart from
+// anonymous cursors.
+func authorizeDurable(req *request) *problem {
+	if req.durable == "" || req.auth == nil {
+		return nil
+	}
+	if !req.auth.AllowsDurable(req.durable) {
+		return newProblem(http.StatusForbidden, "the token does not allow the named cursor %q: list it in the natsse.durable claim", req.durable)
+	}
+	req.scope = "sub:" + req.auth.Subject
+	return nil
+}

@@ -83,6 +83,12 @@ type Config struct {
 	MaxSubjects int
 	// MaxURLBytes bounds the request URI. Default 8 KiB.
 	MaxURLBytes int
+	// DurableTTL removes a named cursor unused for this long (the consumer's
+	// InactiveThreshold). Default 24h.
+	DurableTTL time.Duration
+	// MaxDurables bounds named cursors; a new name beyond it is 429. It must
+	// leave room below StreamMaxConsumers. Default 10,000.
+	MaxDurables int
 
 	// JWT turns access control on; see JWTConfig.
 	JWT JWTConfig
@@ -126,6 +132,8 @@ func (c Config) WithDefaults() Config {
 	def(&c.MaxStreamsPerClient, 1000)
 	def(&c.MaxSubjects, 16)
 	def(&c.MaxURLBytes, 8<<10)
+	defDur(&c.DurableTTL, 24*time.Hour)
+	def(&c.MaxDurables, 10_000)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -145,7 +153,7 @@ func (c Config) Validate() error {
 	positive := map[string]int{
 		"ring events": c.RingEvents, "ring bytes": c.RingBytes, "queue events": c.QueueEvents,
 		"replay concurrency": c.ReplayConcurrency, "replay cache bytes": c.ReplayCacheBytes, "max streams": c.MaxStreams,
-		"max subjects": c.MaxSubjects, "max URL bytes": c.MaxURLBytes,
+		"max subjects": c.MaxSubjects, "max URL bytes": c.MaxURLBytes, "max durables": c.MaxDurables,
 		"max streams per client": c.MaxStreamsPerClient,
 	}
 	for name, v := range positive {
@@ -153,7 +161,10 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s must be positive, got %d", name, v))
 		}
 	}
-	if c.Heartbeat < 0 || c.Retry < 0 || c.WriteTimeout < 0 || c.MaxStreamAge < 0 {
+	if room := c.StreamMaxConsumers - c.consumerReserve(); c.MaxDurables > room {
+		errs = append(errs, fmt.Errorf("NATSSE_MAX_DURABLES: %d leaves too few of the stream's %d consumers for replays; at most %d", c.MaxDurables, c.StreamMaxConsumers, room))
+	}
+	if c.Heartbeat < 0 || c.Retry < 0 || c.WriteTimeout < 0 || c.MaxStreamAge < 0 || c.DurableTTL < 0 {
 		errs = append(errs, errors.New("durations must not be negative"))
 	}
 	for _, p := range c.TrustedProxies {

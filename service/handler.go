@@ -123,11 +123,24 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request, path string) 
 		s.refuse(w, p)
 		return
 	}
+	if p := authorizeDurable(&req); p != nil {
+		s.refuse(w, p)
+		return
+	}
 	sub := newSubscriber(req.patterns, req.envelope, s.cfg.QueueEvents, r.RemoteAddr)
 	sub.shard = s.hub.shard()
 	sub.client = s.clientAddr(r)
 	if !s.register(sub) {
 		s.softRefusal(w, r)
+		return
+	}
+	if p, ok := s.openCursor(r.Context(), &req, sub); !ok {
+		s.unregister(sub)
+		if p != nil {
+			s.refuse(w, p)
+		} else {
+			s.softRefusal(w, r)
+		}
 		return
 	}
 	s.serveStream(w, r, req, sub)
@@ -160,7 +173,7 @@ func setStreamHeaders(w http.ResponseWriter, r *http.Request) {
 // net/http's per-connection buffers and reader go away.
 func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, req request, sub *subscriber) {
 	s.metrics.requests.WithLabelValues("stream").Inc()
-	st := &stream{srv: s, sub: sub, since: req.since, began: time.Now(), auth: req.auth}
+	st := &stream{srv: s, sub: sub, since: req.since, began: time.Now(), auth: req.auth, cursor: req.cursor}
 	live := false
 	switch {
 	case req.hasPosition:
@@ -196,9 +209,11 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, req request
 // runStream serves st until it ends, then releases it.
 func (s *Server) runStream(ctx context.Context, st *stream, live bool) {
 	defer s.unregister(st.sub)
+	defer st.cursor.finish()
 	defer st.out.done()
 	expired, stopExpiry := s.watchExpiry(st)
 	defer stopExpiry()
+	st.cursor.start(ctx)
 	if age := s.cfg.MaxStreamAge; age > 0 {
 		t := time.AfterFunc(age-age/5+time.Duration(rand.Int64N(int64(age/5)*2+1)), st.sub.close)
 		defer t.Stop()

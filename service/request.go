@@ -18,6 +18,12 @@ type request struct {
 	since       *time.Time
 	envelope    bool
 	auth        *claims // set once the token is verified; nil when access control is off
+	// durable names a cursor (?durable=); scope says whose: empty for
+	// anonymous requests, the token's sub when auth is on (set by
+	// authorize), so two users never share a cursor.
+	durable string
+	scope   string
+	cursor  *cursor // set by openCursor
 }
 
 // parseRequest validates everything a request says, before any credential
@@ -55,6 +61,11 @@ func (s *Server) parseRequest(r *http.Request, path string) (request, *problem) 
 		req.envelope = true
 	default:
 		return req, newProblem(http.StatusBadRequest, "envelope=%q is not known: use envelope=json or leave it out", env)
+	}
+	if names, ok := q["durable"]; ok {
+		if p := parseDurable(names, &req); p != nil {
+			return req, p
+		}
 	}
 	return req, nil
 }

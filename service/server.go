@@ -31,6 +31,8 @@ type Server struct {
 	// perClient counts open streams by client address, under mu.
 	perClient  map[netip.Addr]int
 	xffIgnored sync.Once
+
+	takeovers *takeovers // named cursors' takeovers across replicas
 }
 
 // New checks cfg and prepares a Server on the NATS connection nc, which it
@@ -51,17 +53,19 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 		return nil, err
 	}
 	s.hub = h
+	s.takeovers = newTakeovers(s, nc)
 	return s, nil
 }
 
 // Run consumes the stream until ctx ends; streams are served meanwhile.
 func (s *Server) Run(ctx context.Context) {
 	defer s.hangups.close()
+	var wg sync.WaitGroup
 	if s.auth != nil && s.auth.jwks != nil {
-		var keys sync.WaitGroup
-		keys.Go(func() { s.auth.jwks.run(ctx) })
-		defer keys.Wait()
+		wg.Go(func() { s.auth.jwks.run(ctx) })
 	}
+	wg.Go(func() { s.takeovers.run(ctx) })
+	defer wg.Wait()
 	s.hub.run(ctx)
 }
 

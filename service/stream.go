@@ -28,6 +28,8 @@ type stream struct {
 	deadlineAt time.Time  // the write deadline armed last
 	spare      []*frame
 	auth       *claims // the verified token; nil when access control is off
+	// cursor keeps a named cursor's position (?durable=); nil without one.
+	cursor *cursor
 }
 
 // writeFrames writes frames after pos in one go and flushes once.
@@ -62,7 +64,22 @@ func (st *stream) writeRaw(b []byte) error {
 
 func (st *stream) flush() error {
 	st.wrote = true
-	return st.out.flush()
+	reachable := st.cursor.reachable(st.out)
+	if err := st.out.flush(); err != nil {
+		return err
+	}
+	if reachable {
+		st.delivered()
+	}
+	return nil
+}
+
+// delivered tells the named cursor, if any, that everything up to pos has
+// reached the client's connection, once pos is a position the stream checked.
+func (st *stream) delivered() {
+	if st.cursor != nil && !st.check && st.since == nil {
+		st.cursor.delivered(st.pos)
+	}
 }
 
 // deadline arms the write deadline for the next write. Moving a deadline
@@ -118,6 +135,7 @@ func (st *stream) catchUp(ctx context.Context) error {
 		if err := st.retry(ctx, st.checkPosition); err != nil {
 			return err
 		}
+		st.cursor.claimed(st.pos)
 	}
 	for {
 		if err := st.stopped(ctx); err != nil {

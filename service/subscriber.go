@@ -26,7 +26,7 @@ type subscriber struct {
 	stop     chan struct{} // closed to end the stream after a final flush
 	stopOnce sync.Once
 	remote   string
-	shard    uint32 // heartbeat shard
+	shard    uint32     // heartbeat shard
 	client   netip.Addr // what per-client limits count (see clientAddr)
 	abort    func()     // ends a blocked write; set and read under Server.mu
 }

@@ -71,6 +71,8 @@ type config struct {
 	MaxSubjects       int           `env:"NATSSE_MAX_SUBJECTS" envDefault:"16" help:"subjects per request"`
 	MaxURLBytes       int           `env:"NATSSE_MAX_URL_BYTES" envDefault:"8192" help:"request URL length"`
 	MaxHeaderBytes    byteSize      `env:"NATSSE_MAX_HEADER_BYTES" envDefault:"16KiB" help:"request header size (larger: 431)"`
+	DurableTTL        time.Duration `env:"NATSSE_DURABLE_TTL" envDefault:"24h" help:"a named cursor (?durable=) unused for this long is removed"`
+	MaxDurables       int           `env:"NATSSE_MAX_DURABLES" envDefault:"10000" help:"named cursors in total; a new name beyond it is 429"`
 
 	MaxStreamsPerClient int        `env:"NATSSE_MAX_STREAMS_PER_CLIENT" envDefault:"1000" help:"open streams per client address"`
 	TrustedProxies      prefixList `env:"NATSSE_TRUSTED_PROXIES" help:"proxies (CIDRs or addresses, comma separated) whose X-Forwarded-For tells the client address"`
@@ -124,6 +126,8 @@ func (c config) check() error {
 		return fmt.Errorf("NATSSE_SHUTDOWN_TIMEOUT: %s must be positive", c.ShutdownTimeout)
 	case c.WriteTimeout <= 0:
 		return fmt.Errorf("NATSSE_WRITE_TIMEOUT: %s must be positive", c.WriteTimeout)
+	case c.DurableTTL <= 0:
+		return fmt.Errorf("NATSSE_DURABLE_TTL: %s must be positive", c.DurableTTL)
 	case c.MaxStreamAge < 0:
 		return fmt.Errorf("NATSSE_MAX_STREAM_AGE: %s must not be negative", c.MaxStreamAge)
 	case c.StreamReplicas < 1 || c.StreamReplicas > 5:
@@ -134,7 +138,7 @@ func (c config) check() error {
 		return fmt.Errorf("NATSSE_MAX_STREAMS_PER_CLIENT: %d must be at least 1", c.MaxStreamsPerClient)
 	}
 	for name, v := range map[string]int{"NATSSE_RING_EVENTS": c.RingEvents, "NATSSE_QUEUE_EVENTS": c.QueueEvents,
-		"NATSSE_REPLAY_CONCURRENCY": c.ReplayConcurrency, "NATSSE_MAX_SUBJECTS": c.MaxSubjects, "NATSSE_MAX_URL_BYTES": c.MaxURLBytes,
+		"NATSSE_REPLAY_CONCURRENCY": c.ReplayConcurrency, "NATSSE_MAX_SUBJECTS": c.MaxSubjects, "NATSSE_MAX_URL_BYTES": c.MaxURLBytes, "NATSSE_MAX_DURABLES": c.MaxDurables,
 		"NATSSE_RING_BYTES": int(c.RingBytes), "NATSSE_REPLAY_CACHE_BYTES": int(c.ReplayCacheBytes), "NATSSE_MAX_HEADER_BYTES": int(c.MaxHeaderBytes)} {
 		if v < 1 {
 			return fmt.Errorf("%s: %d must be at least 1", name, v)

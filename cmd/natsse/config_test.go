@@ -30,6 +30,8 @@ func TestLoadConfigErrorsNameTheVariable(t *testing.T) {
 		"NATSSE_SUBJECTS":         {"NATSSE_SUBJECTS": "events..x"},
 		"NATSSE_STREAM_CREATE":    {"NATSSE_STREAM_CREATE": "maybe"},
 		"NATSSE_ANONYMOUS":        {"NATS_URL": "nats://127.0.0.1:4222"},
+		"NATSSE_MAX_DURABLES":     {"NATSSE_MAX_DURABLES": "0"},
+		"NATSSE_DURABLE_TTL":      {"NATSSE_DURABLE_TTL": "0s"},
 	}
 	for name, env := range cases {
 		_, err := loadConfig(env)

@@ -254,6 +254,7 @@ func serviceConfig(cfg config, log *slog.Logger) service.Config {
 		ReplayConcurrency: cfg.ReplayConcurrency, MaxStreams: cfg.MaxStreams,
 		MaxSubjects: cfg.MaxSubjects, MaxURLBytes: cfg.MaxURLBytes,
 		MaxStreamsPerClient: cfg.MaxStreamsPerClient, TrustedProxies: cfg.TrustedProxies,
+		DurableTTL: cfg.DurableTTL, MaxDurables: cfg.MaxDurables,
 		Logger: log,
 	}
 }
