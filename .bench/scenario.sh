@@ -11,7 +11,7 @@
 # (pprof on the HTTP port + 1 of each), written to <dir>/<run id>.pprof.
 # BENCH_LOGS=<dir>: keep the servers' logs.
 set -euo pipefail
-scenario="${1:?usage: .bench/scenario.sh s1|s2|s3|s4|s5|s8 [run flags]}"
+scenario="${1:?usage: .bench/scenario.sh s1|s2|...|s8 [run flags]}"
 shift
 cd "$(dirname "$0")/.."
 nport="${BENCH_NATS_PORT:-24222}"

@@ -21,7 +21,7 @@ usage:
   natsse-bench ceiling  -listen ADDR -nats URL                                  raw-socket SSE ceiling server
   natsse-bench stat     -pid P1,P2 [-duration D]                                CPU seconds and RSS from /proc
   natsse-bench merge    a.json b.json ...                                       merge client summaries
-  natsse-bench run      -scenario s1 ...                                        orchestrate a scenario (s1 s2 s3 s8; s4 s5 idle RSS)
+  natsse-bench run      -scenario s1 ...                                        orchestrate a scenario (s1-s3 s7 s8 events; s4 s5 idle RSS; s6 resume storm)
 
 Run "natsse-bench <command> -h" for the flags of a command.
 `
