@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 )
 
 // replayCache shares what replays read from JetStream between streams that
@@ -18,7 +19,12 @@ type replayCache struct {
 	bytes    int
 	maxBytes int
 	clock    uint64
+	swept    time.Time // last drop of idle runs
 }
+
+// replayIdle is how long a run nobody reads from is kept: a storm's replays
+// share within seconds, and memory held after it helps nobody.
+const replayIdle = time.Minute
 
 // replayRun is what one filter set's replays have read: every message that
 // matches the filters with a sequence in (from, to] is in frames, in order.
@@ -30,6 +36,7 @@ type replayRun struct {
 	reading  bool          // a stream is extending it from JetStream
 	changed  chan struct{} // closed (and replaced) when to grows or reading ends
 	used     uint64
+	usedAt   time.Time
 	evicted  bool
 }
 
@@ -53,11 +60,16 @@ func (c *replayCache) lookup(key string, pos uint64, dst []*frame, budget int) (
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.clock++
+	now := time.Now()
+	if now.Sub(c.swept) > replayIdle/6 {
+		c.swept = now
+		c.dropIdle(now)
+	}
 	var idle *replayRun
 	for _, r := range c.runs[key] {
 		switch {
 		case r.from <= pos && pos < r.to:
-			r.used = c.clock
+			r.used, r.usedAt = c.clock, now
 			i, _ := slices.BinarySearchFunc(r.frames, pos+1, func(f *frame, seq uint64) int {
 				switch {
 				case f.seq < seq:
@@ -87,7 +99,7 @@ func (c *replayCache) lookup(key string, pos uint64, dst []*frame, budget int) (
 		c.runs[key] = append(c.runs[key], idle)
 	}
 	idle.reading = true
-	idle.used = c.clock
+	idle.used, idle.usedAt = c.clock, now
 	return dst, pos, nil, idle
 }
 
@@ -108,6 +120,7 @@ func (c *replayCache) extend(r *replayRun, frames []*frame, to uint64) {
 		}
 	}
 	r.to = to
+	r.usedAt = time.Now()
 	r.notify()
 	c.evict(r)
 }
@@ -188,6 +201,21 @@ func (c *replayCache) evict(keep *replayRun) {
 			keep.from = keep.to
 			return
 		}
+	}
+}
+
+// dropIdle drops the runs nobody read from or extended for replayIdle.
+func (c *replayCache) dropIdle(now time.Time) {
+	var idle []*replayRun
+	for _, runs := range c.runs {
+		for _, r := range runs {
+			if !r.reading && now.Sub(r.usedAt) > replayIdle {
+				idle = append(idle, r)
+			}
+		}
+	}
+	for _, r := range idle {
+		c.drop(r)
 	}
 }
 
