@@ -66,6 +66,10 @@ type Config struct {
 	// short-lived consumer); other resumes wait with their stream open.
 	// Default 16.
 	ReplayConcurrency int
+	// ReplayWait bounds how long a stream waits for a replay slot; then it
+	// gets the soft refusal (retry later, perhaps on another replica), as
+	// CONTRACT §5 says for "replay capacity exhausted". Default 5s.
+	ReplayWait time.Duration
 	// ReplayCacheBytes bounds what replays keep in memory for other streams
 	// resuming on the same subjects. Default 64 MiB.
 	ReplayCacheBytes int
@@ -127,6 +131,7 @@ func (c Config) WithDefaults() Config {
 	def(&c.RingBytes, 64<<20)
 	def(&c.QueueEvents, 512)
 	def(&c.ReplayConcurrency, 16)
+	defDur(&c.ReplayWait, 5*time.Second)
 	def(&c.ReplayCacheBytes, 64<<20)
 	def(&c.MaxStreams, defaultMaxStreams())
 	def(&c.MaxStreamsPerClient, 1000)
@@ -164,7 +169,7 @@ func (c Config) Validate() error {
 	if room := c.StreamMaxConsumers - c.consumerReserve(); c.MaxDurables > room {
 		errs = append(errs, fmt.Errorf("NATSSE_MAX_DURABLES: %d leaves too few of the stream's %d consumers for replays; at most %d", c.MaxDurables, c.StreamMaxConsumers, room))
 	}
-	if c.Heartbeat < 0 || c.Retry < 0 || c.WriteTimeout < 0 || c.MaxStreamAge < 0 || c.DurableTTL < 0 {
+	if c.Heartbeat < 0 || c.Retry < 0 || c.WriteTimeout < 0 || c.MaxStreamAge < 0 || c.DurableTTL < 0 || c.ReplayWait < 0 {
 		errs = append(errs, errors.New("durations must not be negative"))
 	}
 	for _, p := range c.TrustedProxies {

@@ -14,6 +14,8 @@ func endReason(err error) string {
 	switch {
 	case err == nil || errors.Is(err, errStopped):
 		return "stopped"
+	case errors.Is(err, errReplayBusy):
+		return "replay_busy"
 	case errors.Is(err, context.Canceled):
 		return "client_closed"
 	case errors.Is(err, os.ErrDeadlineExceeded):

@@ -223,6 +223,10 @@ func (s *Server) runStream(ctx context.Context, st *stream, live bool) {
 	}
 	err := st.run(ctx, live)
 	reason := endReason(err)
+	if errors.Is(err, errReplayBusy) {
+		jitter := time.Duration(rand.Int64N(int64(s.cfg.Retry) + 1))
+		err = st.writeRaw(retryLine(s.cfg.Retry + jitter))
+	}
 	if errors.Is(err, errStopped) && expired() {
 		reason = "token_expired"
 		err = st.writeRaw(expiredEvent(st.auth.Expires))

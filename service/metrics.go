@@ -39,7 +39,7 @@ func newMetrics(s *Server) *metrics {
 		clientLimit: counter("client_limit_refusals_total", "Soft refusals because the client had NATSSE_MAX_STREAMS_PER_CLIENT streams open."),
 	}
 	m.ended = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "natsse", Name: "streams_ended_total",
-		Help: "Streams that ended, by why: client_closed, write_timeout (the client stopped reading), write_error, stopped (shutdown, stream age), token_expired, other."}, []string{"reason"})
+		Help: "Streams that ended, by why: client_closed, write_timeout (the client stopped reading), write_error, stopped (shutdown, stream age), token_expired, replay_busy (waited NATSSE_REPLAY_WAIT for a replay slot: soft refusal), other."}, []string{"reason"})
 	m.registry.MustRegister(m.ended, m.delivered, m.upstream, m.detached, m.replays, m.replayShared, m.resets, m.requests, m.clientLimit,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "natsse", Name: "streams_open", Help: "Open SSE streams."},
 			func() float64 { return float64(s.open.Load()) }),

@@ -98,7 +98,7 @@ func (st *stream) retry(ctx context.Context, fn func(context.Context) error) err
 			return nil
 		}
 		var we writeError
-		if errors.As(err, &we) || errors.Is(err, errStopped) || ctx.Err() != nil {
+		if errors.As(err, &we) || errors.Is(err, errStopped) || errors.Is(err, errReplayBusy) || ctx.Err() != nil {
 			return err
 		}
 		st.srv.log.Debug("waiting for NATS", "sub", st.sub, "pos", st.pos, "err", err)
@@ -108,12 +108,21 @@ func (st *stream) retry(ctx context.Context, fn func(context.Context) error) err
 	}
 }
 
-// acquireReplay waits for a replay slot with the stream open.
+// errReplayBusy ends a stream that waited ReplayWait for a replay slot: it
+// gets a retry line and is closed, the soft refusal of CONTRACT §5.
+var errReplayBusy = errors.New("service: replay capacity exhausted")
+
+// acquireReplay waits for a replay slot with the stream open, at most
+// ReplayWait.
 func (st *stream) acquireReplay(ctx context.Context) error {
+	busy := time.NewTimer(st.srv.cfg.ReplayWait)
+	defer busy.Stop()
 	for {
 		select {
 		case st.srv.hub.replaySlots <- struct{}{}:
 			return nil
+		case <-busy.C:
+			return errReplayBusy
 		case <-st.srv.hub.heartbeat(st.sub.shard):
 			if err := st.heartbeat(); err != nil {
 				return writeError{err}

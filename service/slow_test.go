@@ -95,3 +95,34 @@ func natsseHeap() int64 {
 	}
 	return sum
 }
+
+// TestReplayCapacitySoftRefusal: with every replay slot held (by a stalled
+// client's replay), a stream that needs a replay of its own waits
+// ReplayWait with its stream open, then gets the soft refusal: a retry
+// line, and the stream ends, so the client comes back later with its
+// Last-Event-ID (CONTRACT §5, "replay capacity exhausted").
+func TestReplayCapacitySoftRefusal(t *testing.T) {
+	e := start(t, service.Config{ReplayConcurrency: 1, ReplayWait: 300 * time.Millisecond, RingEvents: 10,
+		WriteTimeout: time.Minute, Retry: time.Second})
+	// 16 MiB on events.a, more than socket buffers hold: the stalled
+	// client's replay blocks and keeps the only slot.
+	payload := strings.Repeat("x", 16<<10)
+	e.publishMany(1_000, func(int) string { return "events.a" }, func(int) string { return payload })
+	e.publishMany(20, func(int) string { return "events.b" }, func(int) string { return "b" })
+	waitFor(t, "the hub to see every stored event", func() bool { return e.metric("natsse_upstream_events_total") == 1_020 })
+
+	e.openStalled("/events/a?lastEventId=0") // it never reads
+	waitFor(t, "the stalled client's replay to hold the slot", func() bool { return e.metric("natsse_replays_total") == 1 })
+
+	c := e.open("/events/b", header("Last-Event-ID", "0"))
+	ev, err := c.r.Next()
+	if err != nil || ev.Retry < 1000 || ev.HasData || ev.HasID {
+		t.Fatalf("got %+v (%v), want a retry line of at least 1s and no event", ev, err)
+	}
+	if ev, err := c.r.Next(); err == nil {
+		t.Fatalf("got %+v after the retry line, want the stream to end", ev)
+	}
+	if n := e.metric(`natsse_streams_ended_total{reason="replay_busy"}`); n != 1 {
+		t.Errorf("streams ended with replay_busy: %v, want 1", n)
+	}
+}

@@ -66,6 +66,7 @@ type config struct {
 	RingBytes         byteSize      `env:"NATSSE_RING_BYTES" envDefault:"64MiB" help:"bytes of recent events kept in memory"`
 	QueueEvents       int           `env:"NATSSE_QUEUE_EVENTS" envDefault:"512" help:"events queued per client before it falls back to catching up"`
 	ReplayConcurrency int           `env:"NATSSE_REPLAY_CONCURRENCY" envDefault:"16" help:"concurrent JetStream replays (others wait, stream open)"`
+	ReplayWait        time.Duration `env:"NATSSE_REPLAY_WAIT" envDefault:"5s" help:"a stream that waited this long for a replay slot gets the soft refusal (retry later)"`
 	ReplayCacheBytes  byteSize      `env:"NATSSE_REPLAY_CACHE_BYTES" envDefault:"64MiB" help:"bytes of replayed events kept for other clients resuming on the same subjects"`
 	MaxStreams        int           `env:"NATSSE_MAX_STREAMS" envDefault:"0" help:"open streams in total (0 = open-file limit - 256)"`
 	MaxSubjects       int           `env:"NATSSE_MAX_SUBJECTS" envDefault:"16" help:"subjects per request"`

@@ -251,7 +251,7 @@ func serviceConfig(cfg config, log *slog.Logger) service.Config {
 		BasePath: cfg.BasePath, CORSOrigins: cfg.CORSOrigins, MetricsOnOwnPort: cfg.MetricsAddr != "", Retry: cfg.Retry, Heartbeat: cfg.Heartbeat,
 		WriteTimeout: cfg.WriteTimeout, MaxStreamAge: cfg.MaxStreamAge,
 		RingEvents: cfg.RingEvents, RingBytes: int(cfg.RingBytes), ReplayCacheBytes: int(cfg.ReplayCacheBytes), QueueEvents: cfg.QueueEvents,
-		ReplayConcurrency: cfg.ReplayConcurrency, MaxStreams: cfg.MaxStreams,
+		ReplayConcurrency: cfg.ReplayConcurrency, ReplayWait: cfg.ReplayWait, MaxStreams: cfg.MaxStreams,
 		MaxSubjects: cfg.MaxSubjects, MaxURLBytes: cfg.MaxURLBytes,
 		MaxStreamsPerClient: cfg.MaxStreamsPerClient, TrustedProxies: cfg.TrustedProxies,
 		DurableTTL: cfg.DurableTTL, MaxDurables: cfg.MaxDurables,
