@@ -69,20 +69,52 @@ func (s *connSink) write(b []byte) error {
 	return nil
 }
 
+// copyPool holds the buffers that batches of many small frames are copied
+// into: the kernel copies an iovec at a time, so for frames of a few hundred
+// bytes one contiguous write is cheaper than a writev of hundreds of iovecs.
+var copyPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+
+// Batches of more than copyMinFrames frames and at most copyMaxBytes bytes are
+// copied into one buffer and written with write(2); others go out as writev.
+const (
+	copyMinFrames = 8
+	copyMaxBytes  = 1 << 20
+)
+
 func (s *connSink) flush() error {
 	if s.bufs == nil {
 		return nil
 	}
 	bufs := s.bufs
 	s.bufs = nil
-	b := *bufs // WriteTo consumes its receiver; keep the slice itself
-	_, err := b.WriteTo(s.conn)
+	var err error
+	if n := batchBytes(*bufs); len(*bufs) > copyMinFrames && n <= copyMaxBytes {
+		bp := copyPool.Get().(*[]byte)
+		b := (*bp)[:0]
+		for _, f := range *bufs {
+			b = append(b, f...)
+		}
+		_, err = s.conn.Write(b)
+		*bp = b[:0]
+		copyPool.Put(bp)
+	} else {
+		b := *bufs // WriteTo consumes its receiver; keep the slice itself
+		_, err = b.WriteTo(s.conn)
+	}
 	if cap(*bufs) <= maxPooledBufs {
 		clear(*bufs)
 		*bufs = (*bufs)[:0]
 		batchPool.Put(bufs)
 	}
 	return err
+}
+
+func batchBytes(bufs net.Buffers) int {
+	n := 0
+	for _, b := range bufs {
+		n += len(b)
+	}
+	return n
 }
 
 // hijack takes over an HTTP/1.x connection and writes the response head
