@@ -47,7 +47,15 @@ type hub struct {
 	boundsMu       sync.Mutex
 	boundsInflight *boundsCall
 
-	started chan struct{} // closed once the stream was found
+	started     chan struct{} // closed once the stream was found
+	startedOnce sync.Once
+	// created identifies the stream being served: a stream deleted and
+	// created again under the same name starts its sequences over.
+	created time.Time
+	// recreated is called when that happened, after the upstream restarted:
+	// the server closes every open stream, whose clients come back with
+	// their Last-Event-ID and get a reset (CONTRACT §4).
+	recreated func()
 }
 
 // streamState is what the hub learned of the stream when it started.
@@ -83,22 +91,26 @@ func (h *hub) run(ctx context.Context) {
 	wg.Go(func() { h.heartbeats(ctx) })
 	defer wg.Wait()
 
-	var cc jetstream.ConsumeContext
-	for backoff := time.Duration(0); ; backoff = min(max(2*backoff, 250*time.Millisecond), 5*time.Second) {
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
+	for ctx.Err() == nil {
+		var cc jetstream.ConsumeContext
+		for backoff := time.Duration(0); ; backoff = min(max(2*backoff, 250*time.Millisecond), 5*time.Second) {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			var err error
+			if cc, err = h.start(ctx); err == nil {
+				break
+			}
+			h.log.Warn("waiting for the stream", "stream", h.cfg.Stream, "err", err)
 		}
-		var err error
-		cc, err = h.start(ctx)
-		if err == nil {
-			break
+		recreated := h.watch(ctx)
+		cc.Stop()
+		if recreated {
+			h.log.Warn("the stream was deleted and created again: its sequences start over; closing open streams so that clients resume from their positions", "stream", h.cfg.Stream)
 		}
-		h.log.Warn("waiting for the stream", "stream", h.cfg.Stream, "err", err)
 	}
-	defer cc.Stop()
-	h.watch(ctx)
 }
 
 // start looks up the stream and begins the upstream consumer at its end.
@@ -114,8 +126,21 @@ func (h *hub) start(ctx context.Context) (jetstream.ConsumeContext, error) {
 	last := info.State.LastSeq
 
 	h.mu.Lock()
+	restart := h.ring != nil
 	h.ring = newRing(h.cfg.RingEvents, h.cfg.RingBytes, last)
+	h.created = info.Created
+	if restart {
+		// Live subscribers hold positions of the old stream: take them off
+		// the index; recreated closes their streams.
+		h.index = subjects.NewIndex[*subscriber]()
+	}
 	h.mu.Unlock()
+	if restart {
+		h.replays.reset()
+		if h.recreated != nil {
+			h.recreated()
+		}
+	}
 
 	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		FilterSubjects: st.filters,
@@ -133,7 +158,7 @@ func (h *hub) start(ctx context.Context) (jetstream.ConsumeContext, error) {
 	}
 	h.state.Store(st)
 	h.ready.Store(true)
-	close(h.started)
+	h.startedOnce.Do(func() { close(h.started) })
 	h.log.Info("serving stream", "stream", h.cfg.Stream, "subjects", st.served, "last_seq", last)
 	return cc, nil
 }
@@ -159,24 +184,31 @@ func (h *hub) stream(ctx context.Context) (jetstream.Stream, error) {
 	return stream, err
 }
 
-// watch keeps readiness current: NATS connected and the stream there.
-func (h *hub) watch(ctx context.Context) {
+// watch keeps readiness current: NATS connected and the stream there. It
+// returns true when the stream was deleted and created again (by natsse
+// when NATSSE_STREAM_CREATE is on, or by someone else): the upstream must
+// start over on the new stream.
+func (h *hub) watch(ctx context.Context) (recreated bool) {
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return false
 		case <-t.C:
 		}
 		ok := h.nc.IsConnected()
 		if ok {
 			c, cancel := context.WithTimeout(ctx, 2*time.Second)
-			_, err := h.js.Stream(c, h.cfg.Stream)
+			stream, err := h.stream(c)
 			cancel()
 			ok = err == nil
 			if !ok && h.ready.Load() {
 				h.log.Warn("stream unreachable", "stream", h.cfg.Stream, "err", err)
+			}
+			if ok && !stream.CachedInfo().Created.Equal(h.created) {
+				h.ready.Store(false)
+				return true
 			}
 		}
 		if ok && !h.ready.Load() {

@@ -53,6 +53,7 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 		return nil, err
 	}
 	s.hub = h
+	h.recreated = s.closeAll
 	s.takeovers = newTakeovers(s, nc)
 	return s, nil
 }
@@ -137,6 +138,20 @@ func (s *Server) Close() {
 		if sub.abort != nil {
 			sub.abort()
 		}
+	}
+}
+
+// closeAll ends every open stream after a final flush; their clients
+// reconnect with their Last-Event-ID.
+func (s *Server) closeAll() {
+	s.mu.Lock()
+	subs := make([]*subscriber, 0, len(s.streams))
+	for sub := range s.streams {
+		subs = append(subs, sub)
+	}
+	s.mu.Unlock()
+	for _, sub := range subs {
+		sub.close()
 	}
 }
 
