@@ -18,6 +18,9 @@ import (
 // have a short and a long syntax are kept raw and read by the helpers below.
 type composeFile struct {
 	Services map[string]composeService `yaml:"services"`
+	Configs  map[string]struct {
+		Content string `yaml:"content"`
+	} `yaml:"configs"`
 }
 
 type composeService struct {
@@ -28,6 +31,9 @@ type composeService struct {
 	Ports       []any          `yaml:"ports"`       // "host:container" or {published, target}
 	DependsOn   any            `yaml:"depends_on"`  // list or map of {condition}
 	Healthcheck map[string]any `yaml:"healthcheck"`
+	Networks    map[string]struct {
+		IPv4 string `yaml:"ipv4_address"`
+	} `yaml:"networks"`
 }
 
 func readCompose(t *testing.T) composeFile {
@@ -95,42 +101,72 @@ func (s composeService) dependsOn(name string) string {
 	return ""
 }
 
+// TestComposeServices: three clustered NATS servers with JetStream, two
+// natsse replicas connected to all three with an R3 stream, and a load
+// balancer in front that checks /readyz, as the README describes.
 func TestComposeServices(t *testing.T) {
 	c := readCompose(t)
-	nats, ok := c.Services["nats"]
-	if !ok {
-		t.Fatalf("services %v, want one named nats", keys(c.Services))
+	for _, name := range []string{"nats1", "nats2", "nats3", "natsse1", "natsse2", "lb"} {
+		if _, ok := c.Services[name]; !ok {
+			t.Fatalf("services %v, want %s", keys(c.Services), name)
+		}
 	}
-	natsse, ok := c.Services["natsse"]
-	if !ok {
-		t.Fatalf("services %v, want one named natsse", keys(c.Services))
+	for _, name := range []string{"nats1", "nats2", "nats3"} {
+		nats := c.Services[name]
+		if !strings.HasPrefix(nats.Image, "nats:") {
+			t.Errorf("%s image %q, want a nats: image", name, nats.Image)
+		}
+		command := " " + strings.Trim(fmt.Sprint(nats.Command), "[]") + " "
+		for _, flag := range []string{" -js ", " -m 8222 ", " --name " + name + " ", " --cluster_name natsse ", " --cluster nats://0.0.0.0:6222 "} {
+			if !strings.Contains(command, flag) {
+				t.Errorf("%s command %q, want %q", name, command, strings.TrimSpace(flag))
+			}
+		}
+		for _, peer := range []string{"nats1", "nats2", "nats3"} {
+			if peer != name && !strings.Contains(command, "nats://"+peer+":6222") {
+				t.Errorf("%s command %q, want a route to %s", name, command, peer)
+			}
+		}
 	}
-
-	if !strings.HasPrefix(nats.Image, "nats:") {
-		t.Errorf("nats image %q, want a nats: image", nats.Image)
-	}
-	if natsse.Build == nil {
-		t.Error("natsse has no build: it must be built from the Dockerfile")
-	}
-
-	env := natsse.env()
-	if got := env["NATS_URL"]; !strings.Contains(got, "nats://nats:") {
-		t.Errorf("natsse NATS_URL = %q, want it pointing at the nats service", got)
-	}
-	if got := env["NATSSE_ANONYMOUS"]; got != "true" {
-		t.Errorf("natsse NATSSE_ANONYMOUS = %q, want true", got)
-	}
-	if got := env["NATSSE_STREAM_CREATE"]; got != "true" {
-		t.Errorf("natsse NATSSE_STREAM_CREATE = %q, want true", got)
-	}
-
-	if got := natsse.dependsOn("nats"); got != "service_healthy" {
-		t.Errorf("natsse depends on nats with condition %q, want service_healthy", got)
+	if got := c.Services["nats1"].published(); !contains(got, "4222") {
+		t.Errorf("nats1 publishes ports %v, want 4222 (for nats pub)", got)
 	}
 
-	for name, want := range map[string]string{"nats": "4222", "natsse": "8080"} {
-		if got := c.Services[name].published(); !contains(got, want) {
-			t.Errorf("%s publishes ports %v, want %s", name, got, want)
+	lb := c.Services["lb"]
+	lbIP := lb.Networks["default"].IPv4
+	for _, name := range []string{"natsse1", "natsse2"} {
+		natsse := c.Services[name]
+		if natsse.Build == nil {
+			t.Errorf("%s has no build: it must be built from the Dockerfile", name)
+		}
+		env := natsse.env()
+		for k, want := range map[string]string{
+			"NATS_URL":               "nats://nats1:4222,nats://nats2:4222,nats://nats3:4222",
+			"NATSSE_ANONYMOUS":       "true",
+			"NATSSE_STREAM_CREATE":   "true",
+			"NATSSE_STREAM_REPLICAS": "3",
+			"NATSSE_TRUSTED_PROXIES": lbIP,
+		} {
+			if env[k] != want || want == "" {
+				t.Errorf("%s %s = %q, want %q", name, k, env[k], want)
+			}
+		}
+		for _, nats := range []string{"nats1", "nats2", "nats3"} {
+			if got := natsse.dependsOn(nats); got != "service_healthy" {
+				t.Errorf("%s depends on %s with condition %q, want service_healthy", name, nats, got)
+			}
+		}
+		if got := lb.dependsOn(name); got != "service_healthy" {
+			t.Errorf("lb depends on %s with condition %q, want service_healthy", name, got)
+		}
+	}
+	if got := lb.published(); !contains(got, "8080") {
+		t.Errorf("lb publishes ports %v, want 8080", got)
+	}
+	cfg := c.Configs["haproxy"].Content
+	for _, want := range []string{"option httpchk GET /readyz", "server natsse1 natsse1:8080 check", "server natsse2 natsse2:8080 check", "option forwardfor", "timeout server 1h"} {
+		if !strings.Contains(cfg, want) {
+			t.Errorf("the haproxy config has no %q:\n%s", want, cfg)
 		}
 	}
 }
@@ -138,19 +174,15 @@ func TestComposeServices(t *testing.T) {
 func TestComposeHealthchecks(t *testing.T) {
 	c := readCompose(t)
 	for name, want := range map[string]string{
-		"nats":   ":8222/healthz?js-enabled-only=true",
-		"natsse": ":8080/readyz",
+		"nats1":   ":8222/healthz?js-enabled-only=true",
+		"nats2":   ":8222/healthz?js-enabled-only=true",
+		"nats3":   ":8222/healthz?js-enabled-only=true",
+		"natsse1": ":8080/readyz",
+		"natsse2": ":8080/readyz",
 	} {
 		test := fmt.Sprint(c.Services[name].Healthcheck["test"])
 		if !strings.Contains(test, want) {
 			t.Errorf("%s healthcheck test %s, want it to probe %s", name, test, want)
-		}
-	}
-	// The monitoring port must be on for the health check, JetStream for natsse.
-	command := " " + strings.Trim(fmt.Sprint(c.Services["nats"].Command), "[]") + " "
-	for _, flag := range []string{" -js ", " -m 8222 "} {
-		if !strings.Contains(command, flag) {
-			t.Errorf("nats command %q, want flag %q", command, strings.TrimSpace(flag))
 		}
 	}
 }
