@@ -150,9 +150,14 @@ func (h *hub) start(ctx context.Context) (jetstream.ConsumeContext, error) {
 	if err != nil {
 		return nil, fmt.Errorf("upstream consumer: %w", err)
 	}
-	cc, err := cons.Consume(h.onMessage, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		h.log.Debug("upstream", "err", err)
-	}))
+	// Short pulls with 1 s heartbeats: the upstream consumer lives on one
+	// server of the stream, and when that server goes away only missed
+	// heartbeats tell; with the defaults live delivery paused ~10 s
+	// (TestClusterUpstreamHostLoss), now ~2 s.
+	cc, err := cons.Consume(h.onMessage, jetstream.PullExpiry(upstreamExpiry), jetstream.PullHeartbeat(upstreamHeartbeat),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			h.log.Debug("upstream", "err", err)
+		}))
 	if err != nil {
 		return nil, fmt.Errorf("upstream consume: %w", err)
 	}
@@ -382,6 +387,12 @@ func (h *hub) detachLocked(s *subscriber) {
 		h.index.Remove(p, s)
 	}
 }
+
+// The upstream's pull requests: see start.
+const (
+	upstreamExpiry    = 4 * time.Second
+	upstreamHeartbeat = time.Second
+)
 
 // heartbeatShards spreads the heartbeat ticks over this many groups of
 // streams.
