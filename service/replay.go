@@ -42,7 +42,7 @@ func (st *stream) replay(ctx context.Context) error {
 				return err
 			}
 		case wait != nil:
-			if err := st.waitFor(ctx, wait); err != nil {
+			if err := waitFor(ctx, st, wait); err != nil {
 				return err
 			}
 		default:
@@ -68,24 +68,6 @@ func (st *stream) replayOwn(ctx context.Context, run *replayRun) error {
 	defer func() { <-st.srv.hub.replaySlots }()
 	st.srv.metrics.replays.Inc()
 	return st.retry(ctx, func(ctx context.Context) error { return st.replayOnce(ctx, run) })
-}
-
-// waitFor waits until ch is closed, keeping the stream alive.
-func (st *stream) waitFor(ctx context.Context, ch <-chan struct{}) error {
-	for {
-		select {
-		case <-ch:
-			return nil
-		case <-st.srv.hub.heartbeat(st.sub.shard):
-			if err := st.heartbeat(); err != nil {
-				return writeError{err}
-			}
-		case <-st.sub.stop:
-			return errStopped
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
 }
 
 // retry runs fn until it succeeds. While NATS is unreachable the stream stays

@@ -214,13 +214,19 @@ func (st *stream) stopped(ctx context.Context) error {
 func (st *stream) wait(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
+	return waitFor(ctx, st, t.C)
+}
+
+// waitFor waits until ch delivers or is closed, keeping the stream alive
+// with heartbeats; the stream's end or a failed heartbeat ends the wait.
+func waitFor[T any](ctx context.Context, st *stream, ch <-chan T) error {
 	for {
 		select {
-		case <-t.C:
+		case <-ch:
 			return nil
 		case <-st.srv.hub.heartbeat(st.sub.shard):
 			if err := st.heartbeat(); err != nil {
-				return err
+				return writeError{err}
 			}
 		case <-st.sub.stop:
 			return errStopped
