@@ -164,3 +164,43 @@ func readProcs(pids []int) ([]procSample, error) {
 	}
 	return out, nil
 }
+
+// window measures a target's server and nats-server over one phase: start
+// reads /proc before, finish after.
+type window struct {
+	server int // pid of the server under test; 0: not measured
+	pids   []int
+	before []procSample
+}
+
+func startWindow(c runConfig, t runTarget) (*window, error) {
+	w := &window{server: t.pid}
+	if t.pid > 0 {
+		w.pids = append(w.pids, t.pid)
+	}
+	if c.natsPid > 0 && c.natsPid != t.pid {
+		w.pids = append(w.pids, c.natsPid)
+	}
+	var err error
+	w.before, err = readProcs(w.pids)
+	return w, err
+}
+
+// finish returns the server's and nats-server's deltas (nil when not
+// measured) and their CPU seconds together.
+func (w *window) finish() (server, nats *procDelta, total float64, err error) {
+	after, err := readProcs(w.pids)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	for i, pid := range w.pids {
+		d := delta(w.before[i], after[i])
+		total += d.CPU
+		if pid == w.server {
+			server = &d
+		} else {
+			nats = &d
+		}
+	}
+	return server, nats, total, nil
+}

@@ -180,20 +180,34 @@ func cmdRun(args []string) error {
 	return err
 }
 
-func runScenario(c runConfig) (*runResult, error) {
-	res := &runResult{Scenario: c.name}
+// eachTarget runs one phase per target (natsse, then the ceiling) under one
+// run id stamp and stops at the first phase that fails; done reports each.
+func eachTarget[P any](c runConfig, phase func(runConfig, runTarget, string) (*P, error), done func(runTarget, *P)) ([]*P, error) {
 	stamp := strconv.FormatInt(time.Now().Unix()%1_000_000, 36)
+	var phases []*P
 	for _, t := range c.targets {
-		ph, err := runPhase(c, t, c.name+"-"+t.name+"-"+stamp)
+		ph, err := phase(c, t, c.name+"-"+t.name+"-"+stamp)
 		if ph != nil {
-			res.Phases = append(res.Phases, ph)
+			phases = append(phases, ph)
 		}
 		if err != nil {
-			return res, fmt.Errorf("%s: %v", t.name, err)
+			return phases, fmt.Errorf("%s: %v", t.name, err)
 		}
+		done(t, ph)
+	}
+	return phases, nil
+}
+
+func runScenario(c runConfig) (*runResult, error) {
+	res := &runResult{Scenario: c.name}
+	var err error
+	res.Phases, err = eachTarget(c, runPhase, func(t runTarget, ph *phaseResult) {
 		fmt.Fprintf(os.Stderr, "run %s %s: %d clients, received %d/%d, lost %d dup %d ooo %d, p99 %.2f ms, server CPU %.3f s, %.0f deliveries/CPU-s\n",
 			c.name, t.name, ph.Clients.Connected, ph.Clients.Received, ph.Clients.Expected, ph.Clients.Lost,
 			ph.Clients.Duplicates, ph.Clients.OutOfOrder, ph.Clients.Latency.P99, cpuOf(ph.Server), ph.PerServerCPU)
+	})
+	if err != nil {
+		return res, err
 	}
 	var n, ceil *phaseResult
 	for _, ph := range res.Phases {
@@ -282,14 +296,7 @@ func runPhase(c runConfig, t runTarget, runID string) (*phaseResult, error) {
 		}
 	}
 	time.Sleep(200 * time.Millisecond) // let the servers settle after the connection storm
-	pids := []int{}
-	if t.pid > 0 {
-		pids = append(pids, t.pid)
-	}
-	if c.natsPid > 0 && c.natsPid != t.pid {
-		pids = append(pids, c.natsPid)
-	}
-	before, err := readProcs(pids)
+	win, err := startWindow(c, t)
 	if err != nil {
 		return nil, err
 	}
@@ -308,7 +315,7 @@ func runPhase(c runConfig, t runTarget, runID string) (*phaseResult, error) {
 			return nil, errors.New("clients did not get everything in time")
 		}
 	}
-	after, err := readProcs(pids)
+	server, nats, total, err := win.finish()
 	if err != nil {
 		return nil, err
 	}
@@ -344,16 +351,7 @@ func runPhase(c runConfig, t runTarget, runID string) (*phaseResult, error) {
 		received += ph.Slow.Received
 	}
 	ph.MaxConsumers, ph.ConsumerSamples = cw.stop()
-	var total float64
-	for i, pid := range pids {
-		d := delta(before[i], after[i])
-		total += d.CPU
-		if pid == t.pid {
-			ph.Server = &d
-		} else {
-			ph.NATS = &d
-		}
-	}
+	ph.Server, ph.NATS = server, nats
 	if ph.Server != nil && ph.Server.CPU > 0 {
 		ph.PerServerCPU = float64(received) / ph.Server.CPU
 	}

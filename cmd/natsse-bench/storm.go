@@ -73,17 +73,13 @@ type stormResult struct {
 
 func runStorm(c runConfig) (*stormResult, error) {
 	res := &stormResult{Scenario: c.name}
-	stamp := strconv.FormatInt(time.Now().Unix()%1_000_000, 36)
-	for _, t := range c.targets {
-		ph, err := stormPhaseRun(c, t, c.name+"-"+t.name+"-"+stamp)
-		if ph != nil {
-			res.Phases = append(res.Phases, ph)
-		}
-		if err != nil {
-			return res, fmt.Errorf("%s: %v", t.name, err)
-		}
+	var err error
+	res.Phases, err = eachTarget(c, stormPhaseRun, func(t runTarget, ph *stormPhase) {
 		fmt.Fprintf(os.Stderr, "run %s %s: %d deliveries (%d missed) in %.2f s, %.0f/s, %.0f per server CPU-s, all caught up: %v\n",
 			c.name, t.name, ph.Received, ph.MissedDeliveries, ph.Seconds, ph.PerSecond, ph.PerServerCPU, ph.AllCaughtUpAndAck)
+	})
+	if err != nil {
+		return res, err
 	}
 	if len(res.Phases) == 2 && res.Phases[1].PerSecond > 0 && res.Phases[1].PerServerCPU > 0 {
 		res.Ratio = res.Phases[0].PerSecond / res.Phases[1].PerSecond
@@ -104,13 +100,6 @@ func stormPhaseRun(c runConfig, t runTarget, runID string) (*stormPhase, error) 
 		ph.Groups = append(ph.Groups, &stormGroupResult{stormGroup: g})
 		ph.MissedDeliveries += uint64(g.Clients) * g.Behind
 	}
-	pids := []int{}
-	if t.pid > 0 {
-		pids = append(pids, t.pid)
-	}
-	if c.natsPid > 0 {
-		pids = append(pids, c.natsPid)
-	}
 	// natsse: the events the clients will have missed are stored first.
 	if resume {
 		for i, g := range stormGroups {
@@ -129,7 +118,7 @@ func stormPhaseRun(c runConfig, t runTarget, runID string) (*stormPhase, error) 
 	if err != nil {
 		return nil, err
 	}
-	before, err := readProcs(pids)
+	win, err := startWindow(c, t)
 	if err != nil {
 		return nil, err
 	}
@@ -198,10 +187,11 @@ func stormPhaseRun(c runConfig, t runTarget, runID string) (*stormPhase, error) 
 		}
 	}
 	ph.Seconds = time.Since(start).Seconds()
-	after, err := readProcs(pids)
+	server, nats, total, err := win.finish()
 	if err != nil {
 		return nil, err
 	}
+	ph.Server, ph.NATS = server, nats
 	ph.MaxConsumers, ph.ConsumerSamples = cw.stop()
 	ph.AllCaughtUpAndAck = true
 	for i, cp := range procs {
@@ -221,16 +211,6 @@ func stormPhaseRun(c runConfig, t runTarget, runID string) (*stormPhase, error) 
 		ph.Received += s.Received
 		if s.Complete != ph.Groups[i].Clients || s.Lost+s.Duplicates+s.OutOfOrder+s.Unexpected+s.IDRegressions != 0 {
 			ph.AllCaughtUpAndAck = false
-		}
-	}
-	var total float64
-	for i, pid := range pids {
-		d := delta(before[i], after[i])
-		total += d.CPU
-		if pid == t.pid {
-			ph.Server = &d
-		} else {
-			ph.NATS = &d
 		}
 	}
 	if ph.Seconds > 0 {
