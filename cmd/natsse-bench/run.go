@@ -286,14 +286,8 @@ func runPhase(c runConfig, t runTarget, runID string) (*phaseResult, error) {
 			return nil, err
 		}
 	}
-	for _, cp := range procs {
-		select {
-		case <-cp.ready:
-		case <-cp.exited:
-			return nil, fmt.Errorf("client process exited before connecting: %v", cp.err)
-		case <-ctx.Done():
-			return nil, errors.New("clients did not connect in time")
-		}
+	if err := awaitConnected(ctx, procs); err != nil {
+		return nil, err
 	}
 	time.Sleep(200 * time.Millisecond) // let the servers settle after the connection storm
 	win, err := startWindow(c, t)
@@ -307,13 +301,8 @@ func runPhase(c runConfig, t runTarget, runID string) (*phaseResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("publish: %v", err)
 	}
-	for _, cp := range procs {
-		select {
-		case <-cp.complete:
-		case <-cp.exited:
-		case <-ctx.Done():
-			return nil, errors.New("clients did not get everything in time")
-		}
+	if err := awaitComplete(ctx, procs); err != nil {
+		return nil, err
 	}
 	server, nats, total, err := win.finish()
 	if err != nil {
@@ -401,6 +390,35 @@ func startClients(ctx context.Context, self, out string, args []string) (*client
 		close(cp.exited)
 	}()
 	return cp, nil
+}
+
+// awaitConnected waits until every client process says all its clients
+// connected (or failed to).
+func awaitConnected(ctx context.Context, procs []*clientProc) error {
+	for _, cp := range procs {
+		select {
+		case <-cp.ready:
+		case <-cp.exited:
+			return fmt.Errorf("client process exited before connecting: %v", cp.err)
+		case <-ctx.Done():
+			return errors.New("clients did not connect in time")
+		}
+	}
+	return nil
+}
+
+// awaitComplete waits until every client process says each of its clients
+// has every expected event (or has exited).
+func awaitComplete(ctx context.Context, procs []*clientProc) error {
+	for _, cp := range procs {
+		select {
+		case <-cp.complete:
+		case <-cp.exited:
+		case <-ctx.Done():
+			return errors.New("the clients did not get every expected event in time")
+		}
+	}
+	return nil
 }
 
 // scan forwards the child's stderr and notices its READY line.

@@ -149,14 +149,8 @@ func stormPhaseRun(c runConfig, t runTarget, runID string) (*stormPhase, error) 
 		}
 		procs = append(procs, cp)
 	}
-	for _, cp := range procs {
-		select {
-		case <-cp.ready:
-		case <-cp.exited:
-			return nil, fmt.Errorf("client process exited before connecting: %v", cp.err)
-		case <-ctx.Done():
-			return nil, errors.New("clients did not connect in time")
-		}
+	if err := awaitConnected(ctx, procs); err != nil {
+		return nil, err
 	}
 	// The live part for natsse; everything for the ceiling, whose clients
 	// could not resume. Groups publish concurrently, as they would live.
@@ -178,13 +172,8 @@ func stormPhaseRun(c runConfig, t runTarget, runID string) (*stormPhase, error) 
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("publish: %v", err)
 	}
-	for _, cp := range procs {
-		select {
-		case <-cp.complete:
-		case <-cp.exited:
-		case <-ctx.Done():
-			return nil, errors.New("clients did not catch up in time")
-		}
+	if err := awaitComplete(ctx, procs); err != nil {
+		return nil, err
 	}
 	ph.Seconds = time.Since(start).Seconds()
 	server, nats, total, err := win.finish()
