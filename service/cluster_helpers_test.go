@@ -270,7 +270,7 @@ func (c *natsCluster) storedMessages() []stored {
 }
 
 // retry calls f until it succeeds, through leader elections, for at most
-// 20s.
+// patience.
 func (c *natsCluster) retry(what string, f func(ctx context.Context) error) {
 	c.t.Helper()
 	if err := retry(f); err != nil {
@@ -279,7 +279,7 @@ func (c *natsCluster) retry(what string, f func(ctx context.Context) error) {
 }
 
 func retry(f func(ctx context.Context) error) error {
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(patience())
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		err := f(ctx)
@@ -338,7 +338,7 @@ type publisher struct {
 	retries int
 }
 
-// publish stores message i on subject, or fails after 20s of trying.
+// publish stores message i on subject, or fails after patience.
 func (p *publisher) publish(i int, subject string) error {
 	attempts := 0
 	err := retry(func(ctx context.Context) error {
@@ -348,7 +348,7 @@ func (p *publisher) publish(i int, subject string) error {
 	})
 	p.retries += attempts - 1
 	if err != nil {
-		return fmt.Errorf("publish %d on %s: not acknowledged within 20s: %w", i, subject, err)
+		return fmt.Errorf("publish %d on %s: not acknowledged: %w", i, subject, err)
 	}
 	return nil
 }
@@ -405,8 +405,8 @@ func (c *natsCluster) serve(cfg service.Config, first *natsNode) *replica {
 	c.t.Cleanup(r.stop)
 	select {
 	case <-svc.Started():
-	case <-time.After(20 * time.Second):
-		c.t.Fatal("natsse did not find its stream within 20s")
+	case <-time.After(patience()):
+		c.t.Fatal("natsse did not find its stream")
 	}
 	return r
 }

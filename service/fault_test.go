@@ -63,7 +63,7 @@ func TestNATSRestart(t *testing.T) {
 // startTCP starts a nats-server listening on addr with the given store.
 func startTCP(t *testing.T, store, addr string) *embedded.Server {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), patience())
 	defer cancel()
 	var ns *embedded.Server
 	var err error

@@ -44,7 +44,7 @@ type env struct {
 // startNATS starts an in-process nats-server with the EVENTS stream.
 func startNATS(t *testing.T) *embedded.Server {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), patience())
 	defer cancel()
 	ns, err := embedded.Start(ctx, embedded.Options{StoreDir: t.TempDir(), Listen: "-"})
 	if err != nil {
@@ -90,8 +90,8 @@ func startOn(t *testing.T, ns *embedded.Server, nc *nats.Conn, cfg service.Confi
 	})
 	select {
 	case <-svc.Started():
-	case <-time.After(20 * time.Second):
-		t.Fatal("natsse did not find its stream within 20s")
+	case <-time.After(patience()):
+		t.Fatal("natsse did not find its stream")
 	}
 	pub, err := ns.Connect()
 	if err != nil {
@@ -105,7 +105,7 @@ func startOn(t *testing.T, ns *embedded.Server, nc *nats.Conn, cfg service.Confi
 // publish stores one message and returns its stream sequence.
 func (e *env) publish(subject, data string) uint64 {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), patience())
 	defer cancel()
 	ack, err := e.js.Publish(ctx, subject, []byte(data))
 	if err != nil {
@@ -134,8 +134,8 @@ func publishChunked(js jetstream.JetStream, n int, subject func(i int) string, d
 		}
 		select {
 		case <-js.PublishAsyncComplete():
-		case <-time.After(60 * time.Second):
-			return fmt.Errorf("%d publishes not acknowledged in 60s", js.PublishAsyncPending())
+		case <-time.After(patience()):
+			return fmt.Errorf("%d publishes not acknowledged", js.PublishAsyncPending())
 		}
 	}
 	return nil
@@ -152,11 +152,11 @@ type client struct {
 }
 
 // open starts a stream and checks it was accepted; the stream's lifetime
-// is bounded so a test that waits for a missing event fails instead of
-// hanging.
+// is bounded (patience) so a test that waits for a missing event fails
+// instead of hanging.
 func (e *env) open(path string, header http.Header) *client {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), patience())
 	resp, r, err := ssetest.Dial(ctx, e.url+path, header)
 	if err != nil {
 		cancel()
@@ -238,7 +238,7 @@ func (e *env) metric(name string) float64 {
 // waitFor polls cond until it holds; for conditions with no event to await.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(patience())
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -250,7 +250,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // publishMsg stores m, headers included, and returns its stream sequence.
 func (e *env) publishMsg(m *nats.Msg) uint64 {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), patience())
 	defer cancel()
 	ack, err := e.js.PublishMsg(ctx, m)
 	if err != nil {

@@ -117,7 +117,7 @@ func (e *env) clientFrom(ip string) *http.Client {
 // openWith is open through hc.
 func (e *env) openWith(hc *http.Client, path string, h http.Header) *client {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), patience())
 	resp, r, err := ssetest.DialWith(ctx, hc, e.url+path, h)
 	if err != nil {
 		cancel()
@@ -135,7 +135,7 @@ func (e *env) openWith(hc *http.Client, path string, h http.Header) *client {
 // softRefusedWith is softRefused through hc, with header h.
 func softRefusedWith(t *testing.T, e *env, hc *http.Client, path string, h http.Header, retry time.Duration) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), patience())
 	defer cancel()
 	resp, r, err := ssetest.DialWith(ctx, hc, e.url+path, h)
 	if err != nil {

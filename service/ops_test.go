@@ -33,7 +33,7 @@ func TestHeartbeat(t *testing.T) {
 // of Retry to 2×Retry, then the end of the stream.
 func softRefused(t *testing.T, e *env, path string, retry time.Duration) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), patience())
 	defer cancel()
 	resp, r, err := ssetest.Dial(ctx, e.url+path, nil)
 	if err != nil {
@@ -62,7 +62,7 @@ func TestDrain(t *testing.T) {
 	// Drain closes at once what it finds; the event must have reached
 	// every stream by then.
 	waitFor(t, "the event written to 3 streams", func() bool { return e.metric("natsse_events_delivered_total") >= 3 })
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), patience())
 	defer cancel()
 	if err := e.svc.Drain(ctx); err != nil {
 		t.Fatalf("Drain: %v", err)

@@ -3,7 +3,6 @@ package service_test
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/natsse/natsse/service"
 )
@@ -21,7 +20,7 @@ func TestStreamRecreated(t *testing.T) {
 	}
 	c.expectSeqs(1, 5)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), patience())
 	defer cancel()
 	if err := e.js.DeleteStream(ctx, "EVENTS"); err != nil {
 		t.Fatal(err)

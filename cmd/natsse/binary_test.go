@@ -150,13 +150,13 @@ func baseEnv(t *testing.T) []string {
 // and returns its combined output.
 func runNatsse(t *testing.T, env []string, args ...string) (string, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), patience())
 	defer cancel()
 	cmd := exec.CommandContext(ctx, natsseBinary(t), args...)
 	cmd.Env = append(baseEnv(t), env...)
 	out, err := cmd.CombinedOutput()
 	if ctx.Err() != nil {
-		t.Fatalf("natsse %s did not exit within 20 s:\n%s", strings.Join(args, " "), out)
+		t.Fatalf("natsse %s did not exit:\n%s", strings.Join(args, " "), out)
 	}
 	return string(out), err
 }
@@ -211,8 +211,8 @@ func startNatsse(t *testing.T, env ...string) *natsse {
 		p.httpAddr, p.natsURL = ready.HTTPAddr, ready.NATSURL
 	case <-p.exited:
 		t.Fatalf("natsse exited before it was ready: %v", p.waitErr)
-	case <-time.After(20 * time.Second):
-		t.Fatal(`natsse did not log "natsse ready" within 20 s`)
+	case <-time.After(patience()):
+		t.Fatal(`natsse did not log "natsse ready"`)
 	}
 	if p.httpAddr == "" || strings.HasSuffix(p.httpAddr, ":0") || !strings.HasPrefix(p.natsURL, "nats://") {
 		t.Fatalf("ready line: got http_addr %q nats_url %q, want the bound HTTP address and a nats:// URL", p.httpAddr, p.natsURL)
@@ -303,7 +303,7 @@ func jetStream(t *testing.T, url string) jetstream.JetStream {
 // sequence i of the stream EVENTS.
 func publish(t *testing.T, js jetstream.JetStream, subject string, i int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), patience())
 	defer cancel()
 	ack, err := js.Publish(ctx, subject, []byte(payload(i)))
 	if err != nil {
@@ -386,14 +386,15 @@ func readStream(t *testing.T, resp *http.Response, r *ssetest.Reader) *stream {
 	return s
 }
 
-// next returns the next block, failing the test if none comes within 10 s.
+// next returns the next block, failing the test if none comes within
+// patience.
 func (s *stream) next(t *testing.T) (ssetest.Event, error) {
 	t.Helper()
 	select {
 	case e := <-s.events:
 		return e.ev, e.err
-	case <-time.After(10 * time.Second):
-		t.Fatalf("%s: nothing received within 10 s", s.resp.Request.URL)
+	case <-time.After(patience()):
+		t.Fatalf("%s: nothing received", s.resp.Request.URL)
 		return ssetest.Event{}, nil
 	}
 }

@@ -74,9 +74,9 @@ func TestBrowserCookieCrossOrigin(t *testing.T) {
 	}
 
 	open(allowed, true)
-	waitPage(t, ctx, 10*time.Second, "the EventSource to open", func(s pageState) bool { return s.Opens >= 1 })
+	waitPage(t, ctx, "the EventSource to open", func(s pageState) bool { return s.Opens >= 1 })
 	publish(t, js, "events.users.42.inbox", 1)
-	s := waitPage(t, ctx, 10*time.Second, "the event", func(s pageState) bool { return len(s.Got) >= 1 })
+	s := waitPage(t, ctx, "the event", func(s pageState) bool { return len(s.Got) >= 1 })
 	if want := "1:" + payload(1); len(s.Got) != 1 || s.Got[0] != want {
 		t.Errorf("with the cookie from an allowed origin: got %q, want [%q]", s.Got, want)
 	}
@@ -112,7 +112,7 @@ func closePage(t *testing.T, ctx context.Context) {
 // (readyState CLOSED), as it does on a refused answer.
 func waitGivenUp(t *testing.T, ctx context.Context) pageState {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(patience())
 	for {
 		s, err := chromedp.Run(ctx, chromedp.Evaluate[pageState](
 			`({opens: window.opens, errors: window.errors, state: window.es.readyState, got: window.got})`))

@@ -62,7 +62,7 @@ func TestBrowserPolyfillBearerCrossOrigin(t *testing.T) {
 
 	// The polyfill as a page uses it: a header, resuming on its own.
 	openPolyfill(t, ctx, streamURL, token, "")
-	waitPage(t, ctx, 10*time.Second, "the polyfill to open", func(s pageState) bool { return s.Opens >= 1 })
+	waitPage(t, ctx, "the polyfill to open", func(s pageState) bool { return s.Opens >= 1 })
 	last := publishThroughReconnects(t, ctx, js, 1, 3)
 	expectEvents(t, ctx, 1, last)
 	gets, preflights := requests.since(0)
@@ -90,7 +90,7 @@ func TestBrowserPolyfillBearerCrossOrigin(t *testing.T) {
 		publish(t, js, "events.users.42.inbox", i)
 	}
 	openPolyfill(t, ctx, streamURL, token, fmt.Sprint(last))
-	waitPage(t, ctx, 10*time.Second, "the reloaded polyfill to open", func(s pageState) bool { return s.Opens >= 1 })
+	waitPage(t, ctx, "the reloaded polyfill to open", func(s pageState) bool { return s.Opens >= 1 })
 	end := publishThroughReconnects(t, ctx, js, last+4, 2)
 	expectEvents(t, ctx, last+1, end)
 	gets, preflights = requests.since(mark)
@@ -161,16 +161,16 @@ func openPolyfill(t *testing.T, ctx context.Context, url, token, lastID string) 
 func publishThroughReconnects(t *testing.T, ctx context.Context, js jetstream.JetStream, first, opens int) int {
 	t.Helper()
 	const pace = 100 * time.Millisecond
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(patience())
 	for i := first; ; i++ {
 		publish(t, js, "events.users.42.inbox", i)
 		time.Sleep(pace)
-		s := waitPage(t, ctx, 0, "the page", func(pageState) bool { return true }) // one look
+		s := waitPage(t, ctx, "the page", func(pageState) bool { return true }) // one look
 		if s.Opens >= opens && i >= first+5 {
 			return i
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the polyfill opened %d times within 15 s, want %d (natsse cuts streams after NATSSE_MAX_STREAM_AGE): %+v", s.Opens, opens, s)
+			t.Fatalf("the polyfill opened %d times, want %d (natsse cuts streams after NATSSE_MAX_STREAM_AGE): %+v", s.Opens, opens, s)
 		}
 	}
 }
@@ -180,7 +180,7 @@ func publishThroughReconnects(t *testing.T, ctx context.Context, js jetstream.Je
 func expectEvents(t *testing.T, ctx context.Context, first, last int) {
 	t.Helper()
 	n := last - first + 1
-	s := waitPage(t, ctx, 15*time.Second, fmt.Sprintf("events %d to %d", first, last), func(s pageState) bool { return len(s.Got) >= n })
+	s := waitPage(t, ctx, fmt.Sprintf("events %d to %d", first, last), func(s pageState) bool { return len(s.Got) >= n })
 	var want []string
 	for i := first; i <= last; i++ {
 		want = append(want, fmt.Sprintf("%d:%s", i, payload(i)))

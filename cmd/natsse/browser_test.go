@@ -35,7 +35,7 @@ func TestBrowserEventSourceResumes(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](script)); err != nil {
 		t.Fatalf("open EventSource: %v", err)
 	}
-	waitPage(t, ctx, 10*time.Second, "the EventSource to open", func(s pageState) bool { return s.Opens >= 1 })
+	waitPage(t, ctx, "the EventSource to open", func(s pageState) bool { return s.Opens >= 1 })
 
 	// Paced so that publishing spans about three stream lifetimes: the
 	// reconnects happen while messages arrive, not only between them.
@@ -44,7 +44,7 @@ func TestBrowserEventSourceResumes(t *testing.T) {
 		publish(t, js, "events.browser.test", i)
 		time.Sleep(pace)
 	}
-	s := waitPage(t, ctx, 30*time.Second, fmt.Sprintf("%d events", n), func(s pageState) bool { return len(s.Got) >= n })
+	s := waitPage(t, ctx, fmt.Sprintf("%d events", n), func(s pageState) bool { return len(s.Got) >= n })
 
 	var want []string
 	for i := 1; i <= n; i++ {
@@ -92,7 +92,7 @@ func startBrowser(t *testing.T, path string, extra ...chromedp.ExecAllocatorOpti
 		chromedp.UserDataDir(profile),
 	)
 	opts = append(opts, extra...)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), patience())
 	t.Cleanup(cancel)
 	ctx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
 	t.Cleanup(cancelAlloc)
@@ -111,8 +111,9 @@ type pageState struct {
 
 // waitPage polls the page until done(state) or the timeout, and fails the test
 // at once if the EventSource gave up (readyState CLOSED: a non-200 answer).
-func waitPage(t *testing.T, ctx context.Context, timeout time.Duration, what string, done func(pageState) bool) pageState {
+func waitPage(t *testing.T, ctx context.Context, what string, done func(pageState) bool) pageState {
 	t.Helper()
+	timeout := patience()
 	deadline := time.Now().Add(timeout)
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 )
@@ -46,9 +45,9 @@ func TestBrowserHTTP2TenEventSources(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](script)); err != nil {
 		t.Fatalf("open EventSources: %v", err)
 	}
-	waitPage(t, ctx, 15*time.Second, fmt.Sprintf("%d EventSources to open", n), func(s pageState) bool { return s.Opens >= n })
+	waitPage(t, ctx, fmt.Sprintf("%d EventSources to open", n), func(s pageState) bool { return s.Opens >= n })
 	publish(t, js, "events.browser.h2", 1)
-	s := waitPage(t, ctx, 15*time.Second, fmt.Sprintf("the event on %d EventSources", n), func(s pageState) bool { return len(s.Got) >= n })
+	s := waitPage(t, ctx, fmt.Sprintf("the event on %d EventSources", n), func(s pageState) bool { return len(s.Got) >= n })
 
 	var want []string
 	for i := range n {
