@@ -46,8 +46,9 @@ type Options struct {
 
 // Server is a running embedded nats-server.
 type Server struct {
-	ns  *server.Server
-	url string
+	ns   *server.Server
+	url  string
+	logs *logAdapter
 }
 
 // Start starts the server and waits until it accepts clients and JetStream is
@@ -73,7 +74,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		ns.WaitForShutdown()
 		return nil, err
 	}
-	s := &Server{ns: ns}
+	s := &Server{ns: ns, logs: logs}
 	if addr, ok := ns.Addr().(*net.TCPAddr); ok && !sopts.DontListen {
 		s.url = clientURL(sopts.Host, addr.Port)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 )
 
@@ -17,6 +18,7 @@ type logAdapter struct {
 
 	mu    sync.Mutex
 	fatal error
+	werr  error // the first critical write error of the store
 }
 
 func newLogAdapter(log *slog.Logger) *logAdapter {
@@ -36,7 +38,24 @@ func (a *logAdapter) Noticef(format string, v ...any) { a.logf(slog.LevelDebug, 
 func (a *logAdapter) Debugf(format string, v ...any)  { a.logf(slog.LevelDebug, format, v) }
 func (a *logAdapter) Tracef(format string, v ...any)  { a.logf(slog.LevelDebug, format, v) }
 func (a *logAdapter) Warnf(format string, v ...any)   { a.logf(slog.LevelWarn, format, v) }
-func (a *logAdapter) Errorf(format string, v ...any)  { a.logf(slog.LevelError, format, v) }
+func (a *logAdapter) Errorf(format string, v ...any) {
+	// nats-server tells of a store that stopped writing only in its log.
+	if strings.Contains(format, "Critical write error") {
+		a.mu.Lock()
+		if a.werr == nil {
+			a.werr = fmt.Errorf("JetStream cannot store: %s; restart natsse once the cause is gone", fmt.Sprintf(format, v...))
+		}
+		a.mu.Unlock()
+	}
+	a.logf(slog.LevelError, format, v)
+}
+
+// writeErr returns the first critical write error logged, if any.
+func (a *logAdapter) writeErr() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.werr
+}
 
 func (a *logAdapter) Fatalf(format string, v ...any) {
 	msg := fmt.Sprintf(format, v...)

@@ -74,8 +74,19 @@ type Config struct {
 	// resuming on the same subjects. Default 64 MiB.
 	ReplayCacheBytes int
 	// MaxStreams bounds open streams in total; beyond it, the soft refusal.
-	// Default: from the open-file limit.
+	// Default: the open-file limit less ReservedFiles.
 	MaxStreams int
+	// MaxConnections bounds open client connections of every kind (idle
+	// keep-alive, HTTP/2, streams); beyond it a new connection is closed at
+	// once. Default: the open-file limit less ReservedFiles.
+	MaxConnections int
+	// MaxConnectionsPerClient bounds open connections per peer address
+	// (trusted proxies excepted). Default 1,024: above the per-client stream
+	// limit, so that it only stops floods.
+	MaxConnectionsPerClient int
+	// ReservedFiles are the open files that client connections never take:
+	// nats-server's (embedded mode), the store's, logs. Default 256.
+	ReservedFiles int
 	// MaxStreamsPerClient bounds open streams per client address, so that
 	// one host cannot take every stream; beyond it, the soft refusal.
 	// Default 1,000: room for many users behind one NAT address.
@@ -96,6 +107,10 @@ type Config struct {
 
 	// JWT turns access control on; see JWTConfig.
 	JWT JWTConfig
+
+	// StoreHealth, when set, tells /readyz why JetStream cannot store right
+	// now (nil when it can): embedded mode asks its nats-server.
+	StoreHealth func() error
 
 	Logger *slog.Logger
 }
@@ -133,7 +148,10 @@ func (c Config) WithDefaults() Config {
 	def(&c.ReplayConcurrency, 16)
 	defDur(&c.ReplayWait, 5*time.Second)
 	def(&c.ReplayCacheBytes, 64<<20)
-	def(&c.MaxStreams, defaultMaxStreams())
+	def(&c.ReservedFiles, 256)
+	def(&c.MaxStreams, fileBudget(c.ReservedFiles))
+	def(&c.MaxConnections, fileBudget(c.ReservedFiles))
+	def(&c.MaxConnectionsPerClient, 1024)
 	def(&c.MaxStreamsPerClient, 1000)
 	def(&c.MaxSubjects, 16)
 	def(&c.MaxURLBytes, 8<<10)
@@ -159,7 +177,8 @@ func (c Config) Validate() error {
 		"ring events": c.RingEvents, "ring bytes": c.RingBytes, "queue events": c.QueueEvents,
 		"replay concurrency": c.ReplayConcurrency, "replay cache bytes": c.ReplayCacheBytes, "max streams": c.MaxStreams,
 		"max subjects": c.MaxSubjects, "max URL bytes": c.MaxURLBytes, "max durables": c.MaxDurables,
-		"max streams per client": c.MaxStreamsPerClient,
+		"max streams per client": c.MaxStreamsPerClient, "max connections": c.MaxConnections,
+		"max connections per client": c.MaxConnectionsPerClient, "reserved files": c.ReservedFiles,
 	}
 	for name, v := range positive {
 		if v < 0 {

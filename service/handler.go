@@ -148,10 +148,14 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request, path string) 
 
 // softRefusal opens the stream and closes it at once with a jittered retry,
 // so EventSource comes back later (perhaps to another replica) instead of
-// giving up as it does on any status but 200.
+// giving up as it does on any status but 200. An HTTP/1.1 connection closes
+// with it: a refused client holds no idle connection.
 func (s *Server) softRefusal(w http.ResponseWriter, r *http.Request) {
 	s.metrics.requests.WithLabelValues("soft_refusal").Inc()
 	setStreamHeaders(w, r)
+	if r.ProtoMajor == 1 {
+		w.Header().Set("Connection", "close")
+	}
 	w.WriteHeader(http.StatusOK)
 	jitter := time.Duration(rand.Int64N(int64(s.cfg.Retry) + 1))
 	_, _ = w.Write(retryLine(s.cfg.Retry + jitter))
@@ -195,7 +199,11 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, req request
 			s.setAbort(sub, out.abort)
 			ctx, hungUp := context.WithCancel(context.Background())
 			out.unwatch = s.hangups.add(out.conn, hungUp)
-			go func() { defer hungUp(); s.runStream(ctx, st, live) }()
+			go func() {
+				defer s.conns.release(out.conn) // after runStream closed it
+				defer hungUp()
+				s.runStream(ctx, st, live)
+			}()
 			return
 		}
 	}

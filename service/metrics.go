@@ -20,6 +20,9 @@ type metrics struct {
 	// clientLimit counts the soft refusals that were due to the per-client
 	// limit: many of them hint at clients behind a proxy not trusted.
 	clientLimit prometheus.Counter
+	// connsRefused counts connections closed at once because a connection
+	// budget was full, by which: total or per_client.
+	connsRefused *prometheus.CounterVec
 }
 
 func newMetrics(s *Server) *metrics {
@@ -40,7 +43,11 @@ func newMetrics(s *Server) *metrics {
 	}
 	m.ended = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "natsse", Name: "streams_ended_total",
 		Help: "Streams that ended, by why: client_closed, write_timeout (the client stopped reading), write_error, stopped (shutdown, stream age), token_expired, replay_busy (waited NATSSE_REPLAY_WAIT for a replay slot: soft refusal), other."}, []string{"reason"})
-	m.registry.MustRegister(m.ended, m.delivered, m.upstream, m.detached, m.replays, m.replayShared, m.resets, m.requests, m.clientLimit,
+	m.connsRefused = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "natsse", Name: "connections_refused_total",
+		Help: "Connections closed as soon as accepted because a budget was full: total (NATSSE_MAX_CONNECTIONS) or per_client (NATSSE_MAX_CONNECTIONS_PER_CLIENT)."}, []string{"reason"})
+	m.registry.MustRegister(m.ended, m.connsRefused,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "natsse", Name: "connections_open", Help: "Open client connections, streams included."},
+			func() float64 { return float64(s.conns.count()) }), m.delivered, m.upstream, m.detached, m.replays, m.replayShared, m.resets, m.requests, m.clientLimit,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "natsse", Name: "streams_open", Help: "Open SSE streams."},
 			func() float64 { return float64(s.open.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "natsse", Name: "ready", Help: "1 while /readyz answers 200."},

@@ -33,6 +33,7 @@ type Server struct {
 	xffIgnored sync.Once
 
 	takeovers *takeovers // named cursors' takeovers across replicas
+	conns     *connections
 }
 
 // New checks cfg and prepares a Server on the NATS connection nc, which it
@@ -44,6 +45,7 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, streams: map[*subscriber]struct{}{}, hangups: newHangups(), perClient: map[netip.Addr]int{}}
 	s.metrics = newMetrics(s)
+	s.conns = newConnections(cfg, s.trusted, s.metrics.connsRefused)
 	var err error
 	if s.auth, err = newVerifier(cfg.JWT, cfg.Logger); err != nil {
 		return nil, fmt.Errorf("service: %w", err)
@@ -87,6 +89,11 @@ func (s *Server) Ready() (bool, string) {
 		return false, fmt.Sprintf("waiting for NATS and the stream %s", s.cfg.Stream)
 	case !s.hub.isReady():
 		return false, fmt.Sprintf("NATS or the stream %s is unreachable", s.cfg.Stream)
+	}
+	if s.cfg.StoreHealth != nil {
+		if err := s.cfg.StoreHealth(); err != nil {
+			return false, err.Error()
+		}
 	}
 	return true, "ok"
 }

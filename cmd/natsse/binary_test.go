@@ -177,8 +177,19 @@ type natsse struct {
 // ends, and its output is logged if the test failed.
 func startNatsse(t *testing.T, env ...string) *natsse {
 	t.Helper()
+	return startNatsseLimited(t, 0, env...)
+}
+
+// startNatsseLimited is startNatsse with the open-file limit (soft and
+// hard) set to nofile, as `ulimit -n` does; 0 keeps the test's.
+func startNatsseLimited(t *testing.T, nofile int, env ...string) *natsse {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), natsseBinary(t))
+	if nofile > 0 {
+		cmd = exec.CommandContext(t.Context(), "sh", "-c", `ulimit -n "$1" && exec "$0"`, natsseBinary(t), strconv.Itoa(nofile))
+	}
 	p := &natsse{
-		cmd:    exec.CommandContext(t.Context(), natsseBinary(t)),
+		cmd:    cmd,
 		stdout: newLogWatch(),
 		stderr: newLogWatch(),
 		exited: make(chan struct{}),

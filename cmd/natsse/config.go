@@ -68,7 +68,10 @@ type config struct {
 	ReplayConcurrency int           `env:"NATSSE_REPLAY_CONCURRENCY" envDefault:"16" help:"concurrent JetStream replays (others wait, stream open)"`
 	ReplayWait        time.Duration `env:"NATSSE_REPLAY_WAIT" envDefault:"5s" help:"a stream that waited this long for a replay slot gets the soft refusal (retry later)"`
 	ReplayCacheBytes  byteSize      `env:"NATSSE_REPLAY_CACHE_BYTES" envDefault:"64MiB" help:"bytes of replayed events kept for other clients resuming on the same subjects"`
-	MaxStreams        int           `env:"NATSSE_MAX_STREAMS" envDefault:"0" help:"open streams in total (0 = open-file limit - 256)"`
+	MaxStreams        int           `env:"NATSSE_MAX_STREAMS" envDefault:"0" help:"open streams in total (0 = open-file limit - NATSSE_RESERVED_FILES)"`
+	MaxConnections    int           `env:"NATSSE_MAX_CONNECTIONS" envDefault:"0" help:"open client connections of every kind; more are closed at once (0 = open-file limit - NATSSE_RESERVED_FILES)"`
+	ReservedFiles     int           `env:"NATSSE_RESERVED_FILES" envDefault:"256" help:"open files client connections never take (NATS, the store, logs)"`
+	IdleTimeout       time.Duration `env:"NATSSE_IDLE_TIMEOUT" envDefault:"30s" help:"an HTTP connection with no request in flight for this long is closed (HTTP/1.1 keep-alive, HTTP/2)"`
 	MaxSubjects       int           `env:"NATSSE_MAX_SUBJECTS" envDefault:"16" help:"subjects per request"`
 	MaxURLBytes       int           `env:"NATSSE_MAX_URL_BYTES" envDefault:"8192" help:"request URL length"`
 	MaxHeaderBytes    byteSize      `env:"NATSSE_MAX_HEADER_BYTES" envDefault:"16KiB" help:"request header size (larger: 431)"`
@@ -76,6 +79,7 @@ type config struct {
 	MaxDurables       int           `env:"NATSSE_MAX_DURABLES" envDefault:"10000" help:"named cursors in total; a new name beyond it is 429"`
 
 	MaxStreamsPerClient int        `env:"NATSSE_MAX_STREAMS_PER_CLIENT" envDefault:"1000" help:"open streams per client address"`
+	MaxConnsPerClient   int        `env:"NATSSE_MAX_CONNECTIONS_PER_CLIENT" envDefault:"1024" help:"open connections per peer address (trusted proxies excepted); more are closed at once"`
 	TrustedProxies      prefixList `env:"NATSSE_TRUSTED_PROXIES" help:"proxies (CIDRs or addresses, comma separated) whose X-Forwarded-For tells the client address"`
 
 	LogFormat string `env:"NATSSE_LOG_FORMAT" envDefault:"auto" help:"auto (colored text on a terminal, else JSON), text or json"`
@@ -137,6 +141,12 @@ func (c config) check() error {
 		return errors.New("NATSSE_TLS_CERT and NATSSE_TLS_KEY: set both (HTTPS) or neither (plain HTTP)")
 	case c.MaxStreamsPerClient < 1:
 		return fmt.Errorf("NATSSE_MAX_STREAMS_PER_CLIENT: %d must be at least 1", c.MaxStreamsPerClient)
+	case c.MaxConnsPerClient < 1:
+		return fmt.Errorf("NATSSE_MAX_CONNECTIONS_PER_CLIENT: %d must be at least 1", c.MaxConnsPerClient)
+	case c.IdleTimeout <= 0:
+		return fmt.Errorf("NATSSE_IDLE_TIMEOUT: %s must be positive", c.IdleTimeout)
+	case c.ReservedFiles < 1:
+		return fmt.Errorf("NATSSE_RESERVED_FILES: %d must be at least 1", c.ReservedFiles)
 	}
 	for name, v := range map[string]int{"NATSSE_RING_EVENTS": c.RingEvents, "NATSSE_QUEUE_EVENTS": c.QueueEvents,
 		"NATSSE_REPLAY_CONCURRENCY": c.ReplayConcurrency, "NATSSE_MAX_SUBJECTS": c.MaxSubjects, "NATSSE_MAX_URL_BYTES": c.MaxURLBytes, "NATSSE_MAX_DURABLES": c.MaxDurables,
@@ -157,6 +167,9 @@ func (c config) check() error {
 	}
 	if c.MaxStreams < 0 {
 		return fmt.Errorf("NATSSE_MAX_STREAMS: %d must not be negative", c.MaxStreams)
+	}
+	if c.MaxConnections < 0 {
+		return fmt.Errorf("NATSSE_MAX_CONNECTIONS: %d must not be negative", c.MaxConnections)
 	}
 	return nil
 }

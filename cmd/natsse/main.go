@@ -80,13 +80,14 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	nc, natsURL, stopNATS, err := connect(ctx, cfg, log)
+	nc, natsURL, stopNATS, health, err := connect(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer stopNATS()
 
 	scfg := serviceConfig(cfg, log)
+	scfg.StoreHealth = health
 	if scfg.JWT, err = cfg.jwtConfig(); err != nil {
 		return err
 	}
@@ -106,6 +107,8 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	srv := &http.Server{
 		Handler:           svc,
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       cfg.IdleTimeout,
+		ConnState:         svc.ConnState,
 		MaxHeaderBytes:    int(cfg.MaxHeaderBytes),
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 		TLSConfig:         tlsConfig,
@@ -117,7 +120,8 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		if err != nil {
 			return fmt.Errorf("NATSSE_METRICS_ADDR: %w", err)
 		}
-		msrv := &http.Server{Handler: metricsOnly(svc.MetricsHandler()), ReadHeaderTimeout: 10 * time.Second}
+		msrv := &http.Server{Handler: metricsOnly(svc.MetricsHandler()), ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout: cfg.IdleTimeout, ConnState: svc.ConnState}
 		go func() { served <- msrv.Serve(mln) }()
 		defer msrv.Close()
 		log.Info("metrics", "addr", mln.Addr().String())
@@ -170,8 +174,9 @@ func metricsOnly(h http.Handler) http.Handler {
 	})
 }
 
-// connect starts the embedded server or dials the configured cluster.
-func connect(ctx context.Context, cfg config, log *slog.Logger) (nc *nats.Conn, url string, stop func(), err error) {
+// connect starts the embedded server or dials the configured cluster;
+// health is the embedded server's health check (nil when connected).
+func connect(ctx context.Context, cfg config, log *slog.Logger) (nc *nats.Conn, url string, stop func(), health func() error, err error) {
 	opts := []nats.Option{
 		nats.Name("natsse"),
 		nats.MaxReconnects(-1),
@@ -186,29 +191,29 @@ func connect(ctx context.Context, cfg config, log *slog.Logger) (nc *nats.Conn, 
 	if cfg.embedded() {
 		srv, err := embedded.Start(ctx, embedded.Options{StoreDir: cfg.StoreDir, Listen: cfg.EmbeddedListen, Logger: log.With("component", "nats-server")})
 		if err != nil {
-			return nil, "", nil, fmt.Errorf("embedded NATS (NATSSE_EMBEDDED_LISTEN=%s, NATSSE_STORE_DIR=%s): %w", cfg.EmbeddedListen, cfg.StoreDir, err)
+			return nil, "", nil, nil, fmt.Errorf("embedded NATS (NATSSE_EMBEDDED_LISTEN=%s, NATSSE_STORE_DIR=%s): %w", cfg.EmbeddedListen, cfg.StoreDir, err)
 		}
 		nc, err := srv.Connect(opts...)
 		if err != nil {
 			srv.Shutdown()
-			return nil, "", nil, err
+			return nil, "", nil, nil, err
 		}
-		return nc, srv.ClientURL(), func() { nc.Close(); srv.Shutdown() }, nil
+		return nc, srv.ClientURL(), func() { nc.Close(); srv.Shutdown() }, srv.Healthy, nil
 	}
 	opts = append(opts, nats.RetryOnFailedConnect(true))
 	auth, err := natsAuth(cfg)
 	if err != nil {
-		return nil, "", nil, err
+		return nil, "", nil, nil, err
 	}
 	opts = append(opts, auth...)
 	nc, err = nats.Connect(cfg.NATSURL, opts...)
 	if err != nil {
-		return nil, "", nil, fmt.Errorf("NATS_URL: %w", err)
+		return nil, "", nil, nil, fmt.Errorf("NATS_URL: %w", err)
 	}
 	if !nc.IsConnected() {
 		log.Warn("NATS not reachable yet; retrying in the background", "url", redactURLs(cfg.NATSURL))
 	}
-	return nc, cfg.NATSURL, nc.Close, nil
+	return nc, cfg.NATSURL, nc.Close, nil, nil
 }
 
 // natsAuth maps the nats CLI's variables to connection options.
@@ -252,6 +257,7 @@ func serviceConfig(cfg config, log *slog.Logger) service.Config {
 		WriteTimeout: cfg.WriteTimeout, MaxStreamAge: cfg.MaxStreamAge,
 		RingEvents: cfg.RingEvents, RingBytes: int(cfg.RingBytes), ReplayCacheBytes: int(cfg.ReplayCacheBytes), QueueEvents: cfg.QueueEvents,
 		ReplayConcurrency: cfg.ReplayConcurrency, ReplayWait: cfg.ReplayWait, MaxStreams: cfg.MaxStreams,
+		MaxConnections: cfg.MaxConnections, MaxConnectionsPerClient: cfg.MaxConnsPerClient, ReservedFiles: cfg.ReservedFiles,
 		MaxSubjects: cfg.MaxSubjects, MaxURLBytes: cfg.MaxURLBytes,
 		MaxStreamsPerClient: cfg.MaxStreamsPerClient, TrustedProxies: cfg.TrustedProxies,
 		DurableTTL: cfg.DurableTTL, MaxDurables: cfg.MaxDurables,
