@@ -1,7 +1,9 @@
 # natsse: the SSE gateway in front of NATS JetStream, as one static binary.
 #
 #   docker build -t natsse .
-#   docker run -p 8080:8080 -p 4222:4222 -v natsse-data:/data natsse
+#   export NATSSE_EMBEDDED_PASSWORD="$(openssl rand -hex 24)"
+#   docker run -p 8080:8080 -p 127.0.0.1:4222:4222 -v natsse-data:/data \
+#     -e NATSSE_EMBEDDED_USER=natsse -e NATSSE_EMBEDDED_PASSWORD natsse
 #
 # With no NATS_URL it runs in embedded mode (its own NATS server with JetStream,
 # storing under /data); with NATS_URL it connects to a NATS cluster (compose.yaml).
@@ -22,7 +24,11 @@ RUN addgroup -S -g 10001 natsse \
 COPY --from=build /natsse /usr/local/bin/natsse
 USER natsse
 # The embedded NATS listens on all interfaces inside the container, so that the
-# published port 4222 reaches it (natsse's own default is loopback only).
+# published port 4222 reaches it (natsse's own default is loopback only). Beyond
+# loopback natsse requires credentials, so embedded mode starts only with
+# NATSSE_EMBEDDED_USER and NATSSE_EMBEDDED_PASSWORD (or NATSSE_EMBEDDED_TOKEN)
+# given at run time: without them anyone reaching 4222 could read every subject,
+# publish forged events and delete the stream. No default password is baked in.
 ENV NATSSE_STORE_DIR=/data \
     NATSSE_EMBEDDED_LISTEN=0.0.0.0:4222
 VOLUME /data

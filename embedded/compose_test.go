@@ -208,6 +208,42 @@ func TestDockerfile(t *testing.T) {
 	}
 }
 
+// TestDockerRunExamples: the image's NATS listens on all interfaces inside
+// the container, so every `docker run` example (in the Dockerfile and the
+// README) that publishes 4222 passes credentials and publishes it on loopback
+// only: an open port would let anyone read, forge and delete events.
+func TestDockerRunExamples(t *testing.T) {
+	var runs int
+	for _, file := range []string{"../Dockerfile", "../README.md"} {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Join continued lines, commented ones too: a backslash, the newline, then "#" and blanks.
+		text := regexp.MustCompile(`\\\n[#\s]*`).ReplaceAllString(string(data), " ")
+		for line := range strings.Lines(text) {
+			if !strings.Contains(line, "docker run ") {
+				continue
+			}
+			runs++
+			if !strings.Contains(line, ":4222") {
+				continue
+			}
+			if !strings.Contains(line, "-p 127.0.0.1:4222:4222") {
+				t.Errorf("%s: %q publishes 4222 beyond loopback, want -p 127.0.0.1:4222:4222", file, strings.TrimSpace(line))
+			}
+			creds := strings.Contains(line, "NATSSE_EMBEDDED_USER=") && strings.Contains(line, "NATSSE_EMBEDDED_PASSWORD") ||
+				strings.Contains(line, "NATSSE_EMBEDDED_TOKEN")
+			if !creds {
+				t.Errorf("%s: %q passes no NATSSE_EMBEDDED_USER and NATSSE_EMBEDDED_PASSWORD (or NATSSE_EMBEDDED_TOKEN)", file, strings.TrimSpace(line))
+			}
+		}
+	}
+	if runs < 2 {
+		t.Errorf("found %d docker run examples, want the Dockerfile's and the README's", runs)
+	}
+}
+
 func keys[V any](m map[string]V) []string {
 	var out []string
 	for k := range m {

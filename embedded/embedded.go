@@ -2,7 +2,8 @@
 // natsse's embedded mode and for tests. Start returns only once the server accepts
 // clients and JetStream is enabled, or fails with nothing left running; clients of the
 // process connect in-process, and an optional TCP listener serves the nats CLI and SDK
-// publishers.
+// publishers. Optional credentials (a user and password, or a token) are required
+// of every client, in-process ones included; Connect supplies them.
 package embedded
 
 import (
@@ -38,6 +39,12 @@ type Options struct {
 	Listen string
 	// ServerName names the server (default "natsse").
 	ServerName string
+	// User and Password, when set, are required of every client. Set both or
+	// neither; they exclude Token. The password is plain text: Connect sends it
+	// as given (a bcrypt hash here would lock out the process's own clients).
+	User, Password string
+	// Token, when set, is required of every client instead of a user and password.
+	Token string
 	// Logger receives nats-server's log lines (nil: discard). Notices, debug and
 	// trace lines are logged at debug level, warnings at warn, errors and fatal
 	// errors at error level.
@@ -49,6 +56,7 @@ type Server struct {
 	ns   *server.Server
 	url  string
 	logs *logAdapter
+	auth []nats.Option // the credentials Connect sends
 }
 
 // Start starts the server and waits until it accepts clients and JetStream is
@@ -74,7 +82,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		ns.WaitForShutdown()
 		return nil, err
 	}
-	s := &Server{ns: ns, logs: logs}
+	s := &Server{ns: ns, logs: logs, auth: clientAuth(opts)}
 	if addr, ok := ns.Addr().(*net.TCPAddr); ok && !sopts.DontListen {
 		s.url = clientURL(sopts.Host, addr.Port)
 	}
@@ -102,12 +110,21 @@ func serverOptions(opts Options) (*server.Options, error) {
 	if name == "" {
 		name = defaultServerName
 	}
+	switch {
+	case (opts.User == "") != (opts.Password == ""):
+		return nil, errors.New("embedded: set both User and Password, or neither")
+	case opts.Token != "" && opts.User != "":
+		return nil, errors.New("embedded: set a Token or a User and Password, not both")
+	}
 	sopts := &server.Options{
-		ServerName: name,
-		JetStream:  true,
-		StoreDir:   opts.StoreDir,
-		NoSigs:     true,
-		MaxPayload: maxPayload,
+		ServerName:    name,
+		JetStream:     true,
+		StoreDir:      opts.StoreDir,
+		NoSigs:        true,
+		MaxPayload:    maxPayload,
+		Username:      opts.User,
+		Password:      opts.Password,
+		Authorization: opts.Token,
 	}
 	if opts.Listen == "" || opts.Listen == "-" {
 		sopts.DontListen = true
@@ -129,6 +146,17 @@ func serverOptions(opts Options) (*server.Options, error) {
 	}
 	sopts.Host, sopts.Port = host, port
 	return sopts, nil
+}
+
+// clientAuth is what a client of the process sends to authenticate.
+func clientAuth(opts Options) []nats.Option {
+	switch {
+	case opts.User != "":
+		return []nats.Option{nats.UserInfo(opts.User, opts.Password)}
+	case opts.Token != "":
+		return []nats.Option{nats.Token(opts.Token)}
+	}
+	return nil
 }
 
 // waitReady polls the server until it accepts clients, a fatal error was logged
@@ -158,9 +186,11 @@ func waitReady(ctx context.Context, ns *server.Server, logs *logAdapter) error {
 // asked; a wildcard host is reported as loopback), "" when in-process only.
 func (s *Server) ClientURL() string { return s.url }
 
-// Connect connects in-process (nats.InProcessServer), adding opts.
+// Connect connects in-process (nats.InProcessServer) with the server's
+// credentials, adding opts (which may override them).
 func (s *Server) Connect(opts ...nats.Option) (*nats.Conn, error) {
-	all := append([]nats.Option{nats.InProcessServer(s.ns)}, opts...)
+	all := append([]nats.Option{nats.InProcessServer(s.ns)}, s.auth...)
+	all = append(all, opts...)
 	nc, err := nats.Connect("", all...)
 	if err != nil {
 		return nil, fmt.Errorf("embedded: connect: %w", err)

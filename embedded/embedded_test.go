@@ -135,6 +135,56 @@ func TestTCPPublishInProcessRead(t *testing.T) {
 	}
 }
 
+// TestCredentials: with a user and password, or a token, a TCP client without
+// them (or with wrong ones) is refused, one with them publishes, and the
+// process's own in-process connection (Connect) authenticates by itself.
+func TestCredentials(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		opts  embedded.Options
+		right nats.Option
+		wrong nats.Option
+	}{
+		{"user and password", embedded.Options{User: "alice", Password: "s3cret-pw"},
+			nats.UserInfo("alice", "s3cret-pw"), nats.UserInfo("alice", "guess")},
+		{"token", embedded.Options{Token: "t0ken-value"},
+			nats.Token("t0ken-value"), nats.Token("guess")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := tc.opts
+			opts.StoreDir, opts.Listen = t.TempDir(), "127.0.0.1:0"
+			s := start(t, opts)
+			if url := s.ClientURL(); strings.Contains(url, "@") {
+				t.Errorf("ClientURL() = %q carries credentials", url)
+			}
+
+			for what, o := range map[string][]nats.Option{"no credentials": nil, "wrong credentials": {tc.wrong}} {
+				nc, err := nats.Connect(s.ClientURL(), o...)
+				if err == nil {
+					nc.Close()
+					t.Errorf("TCP connect with %s succeeded, want it refused", what)
+				} else if !errors.Is(err, nats.ErrAuthorization) {
+					t.Errorf("TCP connect with %s: %v, want %v", what, err, nats.ErrAuthorization)
+				}
+			}
+
+			pubConn, err := nats.Connect(s.ClientURL(), tc.right)
+			if err != nil {
+				t.Fatalf("TCP connect with the credentials: %v", err)
+			}
+			t.Cleanup(pubConn.Close)
+			pub := newJetStream(t, pubConn)
+			createStream(t, pub)
+			publish(t, pub, "events.demo", "hello")
+
+			got := readAll(t, newJetStream(t, connect(t, s)), 1)
+			if want := []string{"events.demo hello"}; !equal(got, want) {
+				t.Errorf("read back in-process %q, want %q", got, want)
+			}
+		})
+	}
+}
+
 func TestInProcessOnly(t *testing.T) {
 	for _, listen := range []string{"-", ""} {
 		t.Run("listen="+listen, func(t *testing.T) {
@@ -228,6 +278,9 @@ func TestStartFails(t *testing.T) {
 		{"bad port", t.Context(), embedded.Options{StoreDir: t.TempDir(), Listen: "127.0.0.1:http"}},
 		{"port in use", t.Context(), embedded.Options{StoreDir: t.TempDir(), Listen: busy.Addr().String()}},
 		{"store dir is a file", t.Context(), embedded.Options{StoreDir: file}},
+		{"user without password", t.Context(), embedded.Options{StoreDir: t.TempDir(), User: "alice"}},
+		{"password without user", t.Context(), embedded.Options{StoreDir: t.TempDir(), Password: "pw"}},
+		{"user and token", t.Context(), embedded.Options{StoreDir: t.TempDir(), User: "alice", Password: "pw", Token: "tok"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(tc.ctx, 10*time.Second)

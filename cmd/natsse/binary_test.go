@@ -166,6 +166,7 @@ type natsse struct {
 	cmd      *exec.Cmd
 	httpAddr string // host:port of the HTTP listener
 	natsURL  string // the embedded NATS server's client URL
+	publish  string // the ready line's publish example
 	stdout   *logWatch
 	stderr   *logWatch
 	exited   chan struct{} // closed once the process was waited for
@@ -219,7 +220,7 @@ func startNatsseLimited(t *testing.T, nofile int, env ...string) *natsse {
 
 	select {
 	case ready := <-p.stderr.ready:
-		p.httpAddr, p.natsURL = ready.HTTPAddr, ready.NATSURL
+		p.httpAddr, p.natsURL, p.publish = ready.HTTPAddr, ready.NATSURL, ready.Publish
 	case <-p.exited:
 		t.Fatalf("natsse exited before it was ready: %v", p.waitErr)
 	case <-time.After(patience()):
@@ -253,6 +254,7 @@ type readyLine struct {
 	Msg      string `json:"msg"`
 	HTTPAddr string `json:"http_addr"`
 	NATSURL  string `json:"nats_url"`
+	Publish  string `json:"publish"`
 }
 
 // logWatch keeps the output of the process and reports the first JSON log
@@ -294,11 +296,11 @@ func (w *logWatch) String() string {
 	return w.all.String()
 }
 
-// jetStream connects to url for publishing; the connection closes when the
-// test ends.
-func jetStream(t *testing.T, url string) jetstream.JetStream {
+// jetStream connects to url with opts for publishing; the connection closes
+// when the test ends.
+func jetStream(t *testing.T, url string, opts ...nats.Option) jetstream.JetStream {
 	t.Helper()
-	nc, err := nats.Connect(url)
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		t.Fatalf("connect to %s: %v", url, err)
 	}

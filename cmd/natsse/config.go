@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"reflect"
 	"strconv"
 	"strings"
@@ -35,9 +36,14 @@ type config struct {
 	CORSOrigins    []string `env:"NATSSE_CORS_ORIGINS" help:"origins allowed cross-origin, comma separated; * = any, without credentials"`
 	MetricsAddr    string   `env:"NATSSE_METRICS_ADDR" help:"serve /metrics on this address only, off the public one"`
 	PprofAddr      string   `env:"NATSSE_PPROF_ADDR" help:"serve Go's /debug/pprof on this address (off by default; keep it private)"`
-	EmbeddedListen string   `env:"NATSSE_EMBEDDED_LISTEN" envDefault:"127.0.0.1:4222" help:"embedded mode: NATS client listen address (- = in-process only)"`
+	EmbeddedListen string   `env:"NATSSE_EMBEDDED_LISTEN" envDefault:"127.0.0.1:4222" help:"embedded mode: NATS client listen address (- = in-process only; beyond loopback only with credentials)"`
 	StoreDir       string   `env:"NATSSE_STORE_DIR" envDefault:"./data" help:"embedded mode: JetStream storage directory"`
-	Anonymous      bool     `env:"NATSSE_ANONYMOUS" help:"connected mode: serve anonymous subscribers on purpose"`
+
+	EmbeddedUser     string `env:"NATSSE_EMBEDDED_USER" help:"embedded mode: user NATS clients must give (with NATSSE_EMBEDDED_PASSWORD); credentials are required beyond loopback"`
+	EmbeddedPassword string `env:"NATSSE_EMBEDDED_PASSWORD" help:"embedded mode: password of NATSSE_EMBEDDED_USER (plain text)"`
+	EmbeddedToken    string `env:"NATSSE_EMBEDDED_TOKEN" help:"embedded mode: token NATS clients must give, instead of a user and password"`
+
+	Anonymous bool `env:"NATSSE_ANONYMOUS" help:"connected mode: serve anonymous subscribers on purpose"`
 
 	JWTSecret       string        `env:"NATSSE_JWT_SECRET" help:"HS256 secret (32 bytes or more): tokens required"`
 	JWTPublicKey    string        `env:"NATSSE_JWT_PUBLIC_KEY" help:"PEM file of the public key (RSA: RS256, ECDSA: ES256, Ed25519: EdDSA): tokens required"`
@@ -116,6 +122,9 @@ func (c config) check() error {
 	if err := c.checkJWT(); err != nil {
 		return err
 	}
+	if err := c.checkEmbeddedAuth(); err != nil {
+		return err
+	}
 	switch {
 	case !c.embedded() && !c.Anonymous && len(c.jwtSources()) == 0:
 		return errors.New("NATS_URL is set (connected mode) but no JWT settings are: set NATSSE_JWT_SECRET, NATSSE_JWT_PUBLIC_KEY or NATSSE_JWKS_URL, or NATSSE_ANONYMOUS=true to serve anonymous subscribers on purpose")
@@ -172,6 +181,47 @@ func (c config) check() error {
 		return fmt.Errorf("NATSSE_MAX_CONNECTIONS: %d must not be negative", c.MaxConnections)
 	}
 	return nil
+}
+
+// checkEmbeddedAuth refuses an embedded NATS that anyone beyond this machine
+// could reach without credentials: whoever connects to it can read every
+// subject, publish forged events and delete the stream. It runs before
+// anything is started, so a refused setting leaves nothing behind.
+func (c config) checkEmbeddedAuth() error {
+	if !c.embedded() {
+		return nil
+	}
+	switch {
+	case c.EmbeddedUser != "" && c.EmbeddedPassword == "":
+		return errors.New("NATSSE_EMBEDDED_USER is set without NATSSE_EMBEDDED_PASSWORD: set both, or neither")
+	case c.EmbeddedPassword != "" && c.EmbeddedUser == "":
+		return errors.New("NATSSE_EMBEDDED_PASSWORD is set without NATSSE_EMBEDDED_USER: set both, or neither")
+	case c.EmbeddedToken != "" && c.EmbeddedUser != "":
+		return errors.New("NATSSE_EMBEDDED_TOKEN and NATSSE_EMBEDDED_USER are both set: use a token, or a user and password, not both")
+	}
+	listen := c.EmbeddedListen
+	if listen == "" || listen == "-" {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(listen)
+	if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("NATSSE_EMBEDDED_LISTEN: %q is not host:port (like 127.0.0.1:4222) or - (in-process only)", listen)
+	}
+	if !loopbackHost(host) && c.EmbeddedUser == "" && c.EmbeddedToken == "" {
+		return fmt.Errorf("NATSSE_EMBEDDED_LISTEN=%s is not loopback, and the embedded NATS has no credentials (whoever reaches it could read every subject, publish and delete the stream): set NATSSE_EMBEDDED_USER and NATSSE_EMBEDDED_PASSWORD (or NATSSE_EMBEDDED_TOKEN), or listen on loopback (127.0.0.1:4222) or - (in-process only)", listen)
+	}
+	return nil
+}
+
+// loopbackHost says whether a listen host is reachable from this machine only:
+// localhost or a loopback address. An empty host, a wildcard or any other name
+// may be reachable from elsewhere.
+func loopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func validLevel(s string) bool {

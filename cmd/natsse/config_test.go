@@ -1,6 +1,9 @@
 package main
 
 import (
+	"maps"
+	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -48,4 +51,118 @@ func TestByteSize(t *testing.T) {
 			t.Errorf("%q: got %d, %v; want %d", in, b, err, want)
 		}
 	}
+}
+
+// TestLoadConfigEmbeddedListen: the embedded NATS listens beyond loopback
+// only with credentials; without them startup stops with one line that names
+// the variable and what to change. Loopback needs none (the default setup).
+func TestLoadConfigEmbeddedListen(t *testing.T) {
+	const pw = "pw-not-in-errors"
+	for _, tc := range []struct {
+		name string // the variable the error must name
+		env  map[string]string
+	}{
+		{"NATSSE_EMBEDDED_LISTEN", map[string]string{"NATSSE_EMBEDDED_LISTEN": "0.0.0.0:4222"}},
+		{"NATSSE_EMBEDDED_LISTEN", map[string]string{"NATSSE_EMBEDDED_LISTEN": "[::]:4222"}},
+		{"NATSSE_EMBEDDED_LISTEN", map[string]string{"NATSSE_EMBEDDED_LISTEN": ":4222"}},
+		{"NATSSE_EMBEDDED_LISTEN", map[string]string{"NATSSE_EMBEDDED_LISTEN": "192.0.2.7:4222"}},
+		{"NATSSE_EMBEDDED_LISTEN", map[string]string{"NATSSE_EMBEDDED_LISTEN": "[::ffff:10.0.0.1]:4222"}},
+		{"NATSSE_EMBEDDED_LISTEN", map[string]string{"NATSSE_EMBEDDED_LISTEN": "nats.example:0"}},
+		{"NATSSE_EMBEDDED_LISTEN", map[string]string{"NATSSE_EMBEDDED_LISTEN": "localhost"}},      // no port
+		{"NATSSE_EMBEDDED_LISTEN", map[string]string{"NATSSE_EMBEDDED_LISTEN": "127.0.0.1:http"}}, // not a number
+		{"NATSSE_EMBEDDED_PASSWORD", map[string]string{"NATSSE_EMBEDDED_USER": "alice"}},
+		{"NATSSE_EMBEDDED_USER", map[string]string{"NATSSE_EMBEDDED_PASSWORD": pw}},
+		{"NATSSE_EMBEDDED_TOKEN", map[string]string{"NATSSE_EMBEDDED_USER": "alice", "NATSSE_EMBEDDED_PASSWORD": pw, "NATSSE_EMBEDDED_TOKEN": pw}},
+	} {
+		_, err := loadConfig(tc.env)
+		if err == nil || !strings.Contains(err.Error(), tc.name) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%v: got %v, want one line naming %s", tc.env, err, tc.name)
+			continue
+		}
+		if strings.Contains(err.Error(), pw) {
+			t.Errorf("%v: the error shows the password: %v", tc.env, err)
+		}
+		if _, port, _ := net.SplitHostPort(tc.env["NATSSE_EMBEDDED_LISTEN"]); port == "4222" || port == "0" {
+			if want := "set NATSSE_EMBEDDED_USER and NATSSE_EMBEDDED_PASSWORD (or NATSSE_EMBEDDED_TOKEN)"; !strings.Contains(err.Error(), want) {
+				t.Errorf("%v: %v, want it to say %q", tc.env, err, want)
+			}
+		}
+	}
+
+	allowed := []map[string]string{
+		{},
+		{"NATSSE_EMBEDDED_LISTEN": "127.0.0.1:4222"},
+		{"NATSSE_EMBEDDED_LISTEN": "127.8.9.10:0"},
+		{"NATSSE_EMBEDDED_LISTEN": "[::1]:4222"},
+		{"NATSSE_EMBEDDED_LISTEN": "localhost:4222"},
+		{"NATSSE_EMBEDDED_LISTEN": "-"},
+		{"NATSSE_EMBEDDED_LISTEN": "0.0.0.0:4222", "NATSSE_EMBEDDED_USER": "alice", "NATSSE_EMBEDDED_PASSWORD": pw},
+		{"NATSSE_EMBEDDED_LISTEN": ":4222", "NATSSE_EMBEDDED_TOKEN": pw},
+		// Connected mode runs no NATS server: the embedded settings do not matter.
+		{"NATS_URL": "nats://127.0.0.1:4222", "NATSSE_ANONYMOUS": "true", "NATSSE_EMBEDDED_LISTEN": "0.0.0.0:4222"},
+	}
+	for _, env := range allowed {
+		if _, err := loadConfig(env); err != nil {
+			t.Errorf("%v: %v, want it accepted", env, err)
+		}
+	}
+}
+
+// TestDockerfileEnvironmentNeedsCredentials: the image's own environment never
+// starts an embedded NATS that listens beyond loopback without credentials,
+// and bakes no password or token into the image (everyone who pulls it could
+// read them).
+func TestDockerfileEnvironmentNeedsCredentials(t *testing.T) {
+	data, err := os.ReadFile("../../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := dockerfileEnv(string(data))
+	if len(env) == 0 {
+		t.Fatal("the Dockerfile sets no ENV")
+	}
+	for _, k := range []string{"NATSSE_EMBEDDED_PASSWORD", "NATSSE_EMBEDDED_TOKEN", "NATSSE_JWT_SECRET"} {
+		if _, ok := env[k]; ok {
+			t.Errorf("the Dockerfile sets %s: a secret in the image is known to all who pull it", k)
+		}
+	}
+	cfg, err := loadConfig(env)
+	if err == nil {
+		if l := cfg.EmbeddedListen; l != "-" {
+			host, _, _ := net.SplitHostPort(l)
+			if !loopbackHost(host) && cfg.EmbeddedUser == "" && cfg.EmbeddedToken == "" {
+				t.Errorf("the image starts with NATSSE_EMBEDDED_LISTEN=%s and no credentials", l)
+			}
+		}
+	} else if !strings.Contains(err.Error(), "NATSSE_EMBEDDED_LISTEN") {
+		t.Errorf("the image's environment %v: %v, want it refused only for NATS credentials", env, err)
+	}
+	for _, creds := range []map[string]string{
+		{"NATSSE_EMBEDDED_USER": "natsse", "NATSSE_EMBEDDED_PASSWORD": "pw"},
+		{"NATSSE_EMBEDDED_TOKEN": "tok"},
+	} {
+		maps.Copy(creds, env)
+		if _, err := loadConfig(creds); err != nil {
+			t.Errorf("the image's environment with credentials %v: %v", creds, err)
+		}
+	}
+}
+
+// dockerfileEnv reads the KEY=VALUE pairs of a Dockerfile's ENV instructions
+// (continuation lines joined; values without quotes or spaces, as ours are).
+func dockerfileEnv(dockerfile string) map[string]string {
+	env := map[string]string{}
+	joined := strings.ReplaceAll(dockerfile, "\\\n", " ")
+	for line := range strings.Lines(joined) {
+		fields := strings.Fields(line)
+		if len(fields) < 2 || fields[0] != "ENV" {
+			continue
+		}
+		for _, kv := range fields[1:] {
+			if k, v, ok := strings.Cut(kv, "="); ok {
+				env[k] = v
+			}
+		}
+	}
+	return env
 }

@@ -96,4 +96,7 @@ func warnAccess(log *slog.Logger, c config) {
 	if n := len(c.JWTSecret); n > 0 && n < 32 {
 		log.Warn(fmt.Sprintf("NATSSE_JWT_SECRET is %d bytes; HS256 needs 32 or more to resist guessing (RFC 7518 §3.2)", n))
 	}
+	if !c.embedded() && (c.EmbeddedUser != "" || c.EmbeddedPassword != "" || c.EmbeddedToken != "") {
+		log.Warn("NATSSE_EMBEDDED_USER, NATSSE_EMBEDDED_PASSWORD and NATSSE_EMBEDDED_TOKEN are ignored: NATS_URL is set (connected mode), whose credentials are NATS_USER and NATS_PASSWORD, NATS_TOKEN, NATS_CREDS or NATS_NKEY")
+	}
 }

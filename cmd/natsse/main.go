@@ -189,7 +189,10 @@ func connect(ctx context.Context, cfg config, log *slog.Logger) (nc *nats.Conn, 
 		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("NATS reconnected", "url", c.ConnectedUrlRedacted()) }),
 	}
 	if cfg.embedded() {
-		srv, err := embedded.Start(ctx, embedded.Options{StoreDir: cfg.StoreDir, Listen: cfg.EmbeddedListen, Logger: log.With("component", "nats-server")})
+		srv, err := embedded.Start(ctx, embedded.Options{
+			StoreDir: cfg.StoreDir, Listen: cfg.EmbeddedListen, Logger: log.With("component", "nats-server"),
+			User: cfg.EmbeddedUser, Password: cfg.EmbeddedPassword, Token: cfg.EmbeddedToken,
+		})
 		if err != nil {
 			return nil, "", nil, nil, fmt.Errorf("embedded NATS (NATSSE_EMBEDDED_LISTEN=%s, NATSSE_STORE_DIR=%s): %w", cfg.EmbeddedListen, cfg.StoreDir, err)
 		}
@@ -265,6 +268,38 @@ func serviceConfig(cfg config, log *slog.Logger) service.Config {
 	}
 }
 
+// embeddedPublish is the banner's nats CLI example for the embedded server. A
+// password or token is shown as the variable that holds it, never its value:
+// the banner goes to logs that others read.
+func embeddedPublish(cfg config, natsURL string) string {
+	cmd := "nats"
+	if natsURL != "nats://127.0.0.1:4222" {
+		cmd += " --server " + natsURL
+	}
+	switch {
+	case cfg.EmbeddedUser != "":
+		cmd += " --user " + shellQuote(cfg.EmbeddedUser) + " --password '<NATSSE_EMBEDDED_PASSWORD>'"
+	case cfg.EmbeddedToken != "":
+		cmd += " --token '<NATSSE_EMBEDDED_TOKEN>'"
+	}
+	return cmd + " pub events.demo hello"
+}
+
+// shellQuote quotes s for a POSIX shell unless it is plainly safe as is.
+func shellQuote(s string) string {
+	safe := s != ""
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.@:/+=,", r)) {
+			safe = false
+			break
+		}
+	}
+	if safe {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
 // banner says where to connect, with examples to copy and paste.
 func banner(log *slog.Logger, cfg config, httpAddr, natsURL string, svc *service.Server) {
 	host := httpAddr
@@ -283,11 +318,7 @@ func banner(log *slog.Logger, cfg config, httpAddr, natsURL string, svc *service
 	case natsURL == "":
 		attrs = append(attrs, "mode", "embedded", "nats_url", "in-process only (NATSSE_EMBEDDED_LISTEN=-): no publishing from outside")
 	default:
-		pub := "nats pub events.demo hello"
-		if natsURL != "nats://127.0.0.1:4222" {
-			pub = "nats --server " + natsURL + " pub events.demo hello"
-		}
-		attrs = append(attrs, "mode", "embedded", "nats_url", natsURL, "publish", pub, "store_dir", cfg.StoreDir)
+		attrs = append(attrs, "mode", "embedded", "nats_url", natsURL, "publish", embeddedPublish(cfg, natsURL), "store_dir", cfg.StoreDir)
 	}
 	if ready, why := svc.Ready(); !ready {
 		log.Warn("natsse listening, not ready yet: "+why, attrs...)
