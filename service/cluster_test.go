@@ -88,7 +88,11 @@ func faultMidway(t *testing.T, c *natsCluster, fs []*follower, fault func() (hea
 		len(msgs), clusterHealed-clusterMidway, pub.retries, time.Since(acked).Round(time.Millisecond))
 	for _, f := range fs {
 		gap, ended := f.longestSilence()
-		t.Logf("%s: longest silence %v, ended by event %d (0: still silent)", f.path, gap.Round(time.Millisecond), ended)
+		how := "still silent"
+		if ended != 0 {
+			how = fmt.Sprintf("ended by event %d", ended)
+		}
+		t.Logf("%s: longest silence %v, %s", f.path, gap.Round(time.Millisecond), how)
 		f.check(msgs)
 	}
 }
