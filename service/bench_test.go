@@ -69,7 +69,7 @@ func BenchmarkDispatch(b *testing.B) {
 			for i := range 64 {
 				seq++
 				frames[i].seq = seq
-				h.dispatch(frames[i])
+				h.dispatch(0, frames[i])
 			}
 			for _, s := range subs {
 				s.take(s.queue[:0])
@@ -80,7 +80,7 @@ func BenchmarkDispatch(b *testing.B) {
 				f := frames[i%len(frames)]
 				seq++
 				f.seq = seq
-				h.dispatch(f)
+				h.dispatch(0, f)
 				if i%64 == 63 {
 					b.StopTimer()
 					for _, s := range subs {

@@ -24,10 +24,17 @@ import (
 // natsCluster is three nats-servers with JetStream, routed to each other
 // on loopback: the production shape of DESIGN.md, in the test process.
 type natsCluster struct {
-	t     *testing.T
-	nodes []*natsNode
-	nc    *nats.Conn // the test's own connection, to every node
-	js    jetstream.JetStream
+	t      *testing.T
+	nodes  []*natsNode
+	nc     *nats.Conn // the test's own connection, to every node
+	js     jetstream.JetStream
+	routes []routeProxy // with startClusterRouted(t, true)
+}
+
+// routeProxy carries the routes node from dials to node to.
+type routeProxy struct {
+	from, to int
+	proxy    *proxy
 }
 
 type natsNode struct {
@@ -38,15 +45,37 @@ type natsNode struct {
 
 // startCluster starts the three servers and waits until JetStream has a
 // meta leader that knows every peer.
-func startCluster(t *testing.T) *natsCluster {
+func startCluster(t *testing.T) *natsCluster { return startClusterRouted(t, false) }
+
+// startClusterRouted starts the cluster; with proxied, every route runs
+// through a proxy of its own (c.routes), so that a test can cut the
+// routes.
+func startClusterRouted(t *testing.T, proxied bool) *natsCluster {
 	t.Helper()
 	ports := clusterPorts(t, 3)
+	routeURL := func(hostport string) *url.URL { return &url.URL{Scheme: "nats", Host: hostport} }
 	routes := make([]*url.URL, len(ports))
 	for i, p := range ports {
-		routes[i] = &url.URL{Scheme: "nats", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(p))}
+		routes[i] = routeURL(net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
 	}
 	c := &natsCluster{t: t}
 	for i, port := range ports {
+		nodeRoutes := routes // a route to itself is recognised and dropped
+		advertise := ""
+		if proxied {
+			// Node i reaches node j through a proxy of its own; nothing
+			// reaches a cluster port directly (the advertised address
+			// refuses connections, so no route is made past the proxies).
+			nodeRoutes = nil
+			for j, p := range ports {
+				if j != i {
+					px := startProxy(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+					c.routes = append(c.routes, routeProxy{from: i, to: j, proxy: px})
+					nodeRoutes = append(nodeRoutes, routeURL(px.addr()))
+				}
+			}
+			advertise = "127.0.0.1:1"
+		}
 		opts := &server.Options{
 			ServerName: fmt.Sprintf("n%d", i+1),
 			Host:       "127.0.0.1",
@@ -55,8 +84,8 @@ func startCluster(t *testing.T) *natsCluster {
 			StoreDir:   t.TempDir(),
 			NoSigs:     true,
 			NoLog:      true,
-			Cluster:    server.ClusterOpts{Name: "natsse-test", Host: "127.0.0.1", Port: port},
-			Routes:     routes, // a route to itself is recognised and dropped
+			Cluster:    server.ClusterOpts{Name: "natsse-test", Host: "127.0.0.1", Port: port, Advertise: advertise},
+			Routes:     nodeRoutes,
 		}
 		srv, err := server.NewServer(opts)
 		if err != nil {
@@ -110,7 +139,7 @@ func clusterPorts(t *testing.T, n int) []int {
 func (c *natsCluster) connect(first *natsNode) *nats.Conn {
 	c.t.Helper()
 	urls := make([]string, 0, len(c.nodes))
-	opts := []nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(50 * time.Millisecond)}
+	var opts []nats.Option
 	if first != nil {
 		urls = append(urls, first.url)
 		opts = append(opts, nats.DontRandomize())
@@ -120,7 +149,15 @@ func (c *natsCluster) connect(first *natsNode) *nats.Conn {
 			urls = append(urls, n.url)
 		}
 	}
-	nc, err := nats.Connect(strings.Join(urls, ","), opts...)
+	return c.connectURLs(urls, opts...)
+}
+
+// connectURLs opens a connection to urls with natsse's options (pings
+// every few seconds, reconnecting forever) and extra ones.
+func (c *natsCluster) connectURLs(urls []string, extra ...nats.Option) *nats.Conn {
+	c.t.Helper()
+	opts := append([]nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(50 * time.Millisecond)}, service.ConnOptions(service.DefaultNATSPing)...)
+	nc, err := nats.Connect(strings.Join(urls, ","), append(opts, extra...)...)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -381,7 +418,13 @@ type replica struct {
 // first first, and waits until it serves the stream.
 func (c *natsCluster) serve(cfg service.Config, first *natsNode) *replica {
 	c.t.Helper()
-	nc := c.connect(first)
+	return c.serveOn(cfg, c.connect(first))
+}
+
+// serveOn starts natsse on the connection nc, and waits until it serves
+// the stream.
+func (c *natsCluster) serveOn(cfg service.Config, nc *nats.Conn) *replica {
+	c.t.Helper()
 	svc, err := service.New(cfg, nc)
 	if err != nil {
 		c.t.Fatal(err)

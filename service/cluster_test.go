@@ -87,6 +87,12 @@ func faultMidway(t *testing.T, c *natsCluster, fs []*follower, fault func() (hea
 	t.Logf("%d messages stored (%d during the fault, %d publish retries); every client had them %v after the last was acknowledged",
 		len(msgs), clusterHealed-clusterMidway, pub.retries, time.Since(acked).Round(time.Millisecond))
 	for _, f := range fs {
+		gap, ended := f.longestSilence()
+		how := "still silent"
+		if ended != 0 {
+			how = fmt.Sprintf("ended by event %d", ended)
+		}
+		t.Logf("%s: longest silence %v, %s", f.path, gap.Round(time.Millisecond), how)
 		f.check(msgs)
 	}
 }
@@ -256,7 +262,8 @@ type follower struct {
 type received struct {
 	seq  uint64
 	data string
-	via  string // the replica that sent it
+	via  string    // the replica that sent it
+	at   time.Time // when it arrived
 }
 
 // follow starts a follower on path; it stops when the test ends.
@@ -340,7 +347,7 @@ func (f *follower) read(ctx context.Context, base string) {
 			return
 		}
 		f.mu.Lock()
-		f.got = append(f.got, received{seq: seq, data: ev.Data, via: base})
+		f.got = append(f.got, received{seq: seq, data: ev.Data, via: base, at: time.Now()})
 		f.last = ev.ID
 		close(f.notify)
 		f.notify = make(chan struct{})
@@ -428,6 +435,22 @@ func (f *follower) via() map[string]int {
 		n[r.via]++
 	}
 	return n
+}
+
+// longestSilence is the longest time the follower waited for its next
+// event, and the id of the event that ended that wait (0: it still waits).
+func (f *follower) longestSilence() (gap time.Duration, ended uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := 1; i < len(f.got); i++ {
+		if d := f.got[i].at.Sub(f.got[i-1].at); d > gap {
+			gap, ended = d, f.got[i].seq
+		}
+	}
+	if n := len(f.got); n > 0 && time.Since(f.got[n-1].at) > gap {
+		gap, ended = time.Since(f.got[n-1].at), 0
+	}
+	return gap, ended
 }
 
 func (f *follower) streamsOpened() int {

@@ -34,6 +34,21 @@ type hub struct {
 	state atomic.Pointer[streamState] // nil until the stream was found
 	ready atomic.Bool                 // stream reachable right now
 
+	// gen numbers the upstream consumers, under mu: messages of a consumer
+	// that was replaced are dropped, so that a stopped consumer still
+	// delivering cannot repeat what its successor delivers.
+	gen uint64
+	// stuck says why the upstream cannot deliver through the NATS server
+	// natsse is connected to (nil: it can); see watch.
+	stuck atomic.Pointer[string]
+	// failing is when the upstream consumer reported an error (missed
+	// heartbeats, mostly) not followed by a message since (unix ns; 0:
+	// none).
+	failing atomic.Int64
+	// backoff is how long a problem must last before natsse moves to
+	// another server (only watch uses it).
+	backoff time.Duration
+
 	// ticks are the heartbeat channels, one per shard of the streams; each
 	// is closed and replaced every third of the heartbeat interval, the
 	// shards one after another, so that idle streams do not all write
@@ -76,6 +91,7 @@ func newHub(cfg Config, nc *nats.Conn, m *metrics) (*hub, error) {
 		replaySlots: make(chan struct{}, cfg.ReplayConcurrency),
 		replays:     newReplayCache(cfg.ReplayCacheBytes),
 		started:     make(chan struct{}),
+		backoff:     moveAfter,
 	}
 	for i := range h.ticks {
 		ch := make(chan struct{})
@@ -105,10 +121,16 @@ func (h *hub) run(ctx context.Context) {
 			}
 			h.log.Warn("waiting for the stream", "stream", h.cfg.Stream, "err", err)
 		}
-		recreated := h.watch(ctx)
-		cc.Stop()
-		if recreated {
+		end := h.watch(ctx)
+		// A consumer in the middle of a reset holds its lock until the
+		// request it waits for times out (10s): don't wait for it. The
+		// generation check in dispatch drops what it might still deliver.
+		go cc.Stop()
+		switch end {
+		case upstreamRecreated:
 			h.log.Warn("the stream was deleted and created again: its sequences start over; closing open streams so that clients resume from their positions", "stream", h.cfg.Stream)
+		case upstreamStalled:
+			h.log.Warn("the upstream consumer stopped delivering; starting it again from where it stopped", "stream", h.cfg.Stream)
 		}
 	}
 }
@@ -123,19 +145,25 @@ func (h *hub) start(ctx context.Context) (jetstream.ConsumeContext, error) {
 	}
 	info := stream.CachedInfo()
 	st := newStreamState(info.Config.Subjects, h.cfg.Subjects)
-	last := info.State.LastSeq
 
+	// The same stream as before (the upstream is restarted after a move or
+	// a stall) resumes after the last message the hub has: the ring and
+	// the live subscribers carry on. A new stream starts at its end.
 	h.mu.Lock()
-	restart := h.ring != nil
-	h.ring = newRing(h.cfg.RingEvents, h.cfg.RingBytes, last)
-	h.created = info.Created
-	if restart {
+	recreated := h.ring != nil && !info.Created.Equal(h.created)
+	if h.ring == nil || recreated {
+		h.ring = newRing(h.cfg.RingEvents, h.cfg.RingBytes, info.State.LastSeq)
+		h.created = info.Created
+	}
+	if recreated {
 		// Live subscribers hold positions of the old stream: take them off
 		// the index; recreated closes their streams.
 		h.index = subjects.NewIndex[*subscriber]()
 	}
+	h.gen++
+	gen, next := h.gen, h.ring.head+1
 	h.mu.Unlock()
-	if restart {
+	if recreated {
 		h.replays.reset()
 		if h.recreated != nil {
 			h.recreated()
@@ -145,7 +173,11 @@ func (h *hub) start(ctx context.Context) (jetstream.ConsumeContext, error) {
 	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		FilterSubjects: st.filters,
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:    last + 1,
+		OptStartSeq:    next,
+		// One attempt per reset: a consumer retrying on its own holds its
+		// lock (and Stop) for as long as it retries, while the hub starts a
+		// fresh upstream anyway when this one keeps failing (watch).
+		MaxResetAttempts: 1,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("upstream consumer: %w", err)
@@ -154,17 +186,24 @@ func (h *hub) start(ctx context.Context) (jetstream.ConsumeContext, error) {
 	// server of the stream, and when that server goes away only missed
 	// heartbeats tell; with the defaults live delivery paused ~10 s
 	// (TestClusterUpstreamHostLoss), now ~2 s.
-	cc, err := cons.Consume(h.onMessage, jetstream.PullExpiry(upstreamExpiry), jetstream.PullHeartbeat(upstreamHeartbeat),
+	h.failing.Store(0)
+	cc, err := cons.Consume(func(m jetstream.Msg) { h.onMessage(gen, m) }, jetstream.PullExpiry(upstreamExpiry), jetstream.PullHeartbeat(upstreamHeartbeat),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			h.log.Debug("upstream", "err", err)
+			h.mu.Lock()
+			if gen == h.gen {
+				h.failing.CompareAndSwap(0, time.Now().UnixNano())
+			}
+			h.mu.Unlock()
 		}))
 	if err != nil {
 		return nil, fmt.Errorf("upstream consume: %w", err)
 	}
 	h.state.Store(st)
+	h.stuck.Store(nil)
 	h.ready.Store(true)
 	h.startedOnce.Do(func() { close(h.started) })
-	h.log.Info("serving stream", "stream", h.cfg.Stream, "subjects", st.served, "last_seq", last)
+	h.log.Info("serving stream", "stream", h.cfg.Stream, "subjects", st.served, "from_seq", next, "nats_server", h.nc.ConnectedServerName())
 	return cc, nil
 }
 
@@ -189,42 +228,152 @@ func (h *hub) stream(ctx context.Context) (jetstream.Stream, error) {
 	return stream, err
 }
 
-// watch keeps readiness current: NATS connected and the stream there. It
-// returns true when the stream was deleted and created again (by natsse
-// when NATSSE_STREAM_CREATE is on, or by someone else): the upstream must
-// start over on the new stream.
-func (h *hub) watch(ctx context.Context) (recreated bool) {
-	t := time.NewTicker(2 * time.Second)
+// upstreamEnd is why watch returned: what the upstream must do next.
+type upstreamEnd int
+
+const (
+	upstreamDone      upstreamEnd = iota // ctx ended
+	upstreamRecreated                    // the stream was deleted and created again: start over
+	upstreamStalled                      // the consumer stopped delivering: start it again
+	upstreamMoved                        // natsse moved to another NATS server: start it there
+)
+
+// How fast the upstream notices that it cannot deliver: the stream is
+// checked every watchEvery; a problem that lasts moveAfter makes natsse
+// move to another NATS server (or restart a stalled consumer), and each
+// move that does not help doubles the wait, up to moveAfterMax, so that a
+// cluster down as a whole is not hammered.
+const (
+	watchEvery   = time.Second
+	watchTimeout = 2 * time.Second
+	moveAfter    = 3 * time.Second
+	moveAfterMax = 30 * time.Second
+	// peerSilence: a stream leader that has heard nothing from a replica
+	// for longer (Raft heartbeats are every second) has lost that replica.
+	peerSilence = 3 * time.Second
+)
+
+// watch keeps readiness current and notices an upstream that cannot
+// deliver. A server cut off from the rest of its cluster still answers for
+// the stream (itself, once its replica has no leader) while nothing new
+// reaches it, and a half-dead connection answers nothing: either way natsse
+// moves to another server of the pool instead of waiting for the partition
+// to heal. It returns what the upstream must do next.
+func (h *hub) watch(ctx context.Context) upstreamEnd {
+	t := time.NewTicker(watchEvery)
 	defer t.Stop()
+	var badSince time.Time // first failed check on this server
 	for {
 		select {
 		case <-ctx.Done():
-			return false
+			return upstreamDone
 		case <-t.C:
 		}
-		ok := h.nc.IsConnected()
-		if ok {
-			c, cancel := context.WithTimeout(ctx, 2*time.Second)
-			stream, err := h.stream(c)
-			cancel()
-			ok = err == nil
-			if !ok && h.ready.Load() {
+		if !h.nc.IsConnected() {
+			// nats.go is reconnecting; the new server gets checked afresh.
+			h.ready.Store(false)
+			h.setStuck("NATS connection lost; reconnecting")
+			badSince = time.Time{}
+			continue
+		}
+		c, cancel := context.WithTimeout(ctx, watchTimeout)
+		stream, err := h.stream(c)
+		cancel()
+		problem := ""
+		switch {
+		case err != nil:
+			problem = fmt.Sprintf("NATS server %s does not answer for the stream: %v", h.nc.ConnectedServerName(), err)
+			if h.ready.Load() {
 				h.log.Warn("stream unreachable", "stream", h.cfg.Stream, "err", err)
 			}
-			if ok && !stream.CachedInfo().Created.Equal(h.created) {
-				h.ready.Store(false)
-				return true
+		case !stream.CachedInfo().Created.Equal(h.created):
+			h.ready.Store(false)
+			return upstreamRecreated
+		default:
+			if p := servingProblem(stream.CachedInfo(), peerSilence); p != "" {
+				problem = fmt.Sprintf("NATS server %s cannot serve the stream: %s", h.nc.ConnectedServerName(), p)
 			}
 		}
-		if ok && !h.ready.Load() {
+		if err == nil && !h.ready.Load() {
 			h.log.Info("stream reachable again", "stream", h.cfg.Stream)
 		}
-		h.ready.Store(ok)
+		h.ready.Store(err == nil)
+
+		now := time.Now()
+		if problem == "" {
+			badSince = time.Time{}
+			h.backoff = moveAfter
+		} else if badSince.IsZero() {
+			badSince = now
+		}
+		if problem == "" {
+			if f := h.failing.Load(); f != 0 {
+				problem = "the upstream consumer stopped delivering (missed heartbeats)"
+				if now.Sub(time.Unix(0, f)) >= moveAfter {
+					h.setStuck(problem)
+					return upstreamStalled
+				}
+			}
+		}
+		h.setStuck(problem)
+		if !badSince.IsZero() && now.Sub(badSince) >= h.backoff && len(h.nc.Servers()) > 1 {
+			from := h.nc.ConnectedServerName()
+			if err := h.nc.ForceReconnect(); err == nil {
+				h.log.Warn("moving to another NATS server", "from", from, "why", problem, "next_move_after", min(2*h.backoff, moveAfterMax).String())
+				h.backoff = min(2*h.backoff, moveAfterMax)
+				return upstreamMoved
+			}
+		}
 	}
+}
+
+// servingProblem says why the stream, as the server natsse is connected
+// to reports it, cannot deliver anything new through that server ("" when
+// it can). A replica without a leader stores nothing new; neither does a
+// leader that no longer hears from a quorum of its replicas (cut off, it
+// keeps believing it leads for 10 to 20 s while the others elect another).
+func servingProblem(info *jetstream.StreamInfo, silence time.Duration) string {
+	ci := info.Cluster
+	if ci == nil || len(ci.Replicas) == 0 && ci.Leader != "" {
+		return "" // not clustered, or a single replica
+	}
+	if ci.Leader == "" {
+		return "the stream has no leader there (cut off from the rest of the cluster, or an election)"
+	}
+	heard := 1 // the leader itself
+	for _, p := range ci.Replicas {
+		if !p.Offline && p.Active <= silence {
+			heard++
+		}
+	}
+	if size := len(ci.Replicas) + 1; heard < size/2+1 {
+		return fmt.Sprintf("the stream's leader %s has heard from %d of its %d replicas within %s (cut off from the rest of the cluster)", ci.Leader, heard-1, size-1, silence)
+	}
+	return ""
+}
+
+func (h *hub) setStuck(why string) {
+	if why == "" {
+		h.stuck.Store(nil)
+		return
+	}
+	h.stuck.Store(&why)
 }
 
 // isReady says whether NATS and the stream are reachable.
 func (h *hub) isReady() bool { return h.ready.Load() && h.nc.IsConnected() }
+
+// delivering says whether the upstream can deliver right now: a server
+// that merely answers for the stream is not enough.
+func (h *hub) delivering() bool { return h.stuck.Load() == nil && h.nc.IsConnected() }
+
+// stuckReason says why the upstream cannot deliver, for /readyz.
+func (h *hub) stuckReason() string {
+	if why := h.stuck.Load(); why != nil {
+		return *why
+	}
+	return "NATS connection lost; reconnecting"
+}
 
 func newStreamState(streamSubjects, configured []string) *streamState {
 	st := &streamState{subjects: streamSubjects, served: configured}
@@ -285,7 +434,7 @@ func matchesAny(patterns []string, subject string) bool {
 
 // onMessage encodes one upstream message and hands it to every live
 // subscriber whose filters match. It never blocks on a subscriber.
-func (h *hub) onMessage(m jetstream.Msg) {
+func (h *hub) onMessage(gen uint64, m jetstream.Msg) {
 	meta, err := m.Metadata()
 	if err != nil {
 		return
@@ -294,15 +443,21 @@ func (h *hub) onMessage(m jetstream.Msg) {
 	if st == nil || (st.filters == nil && !matchesAny(st.served, m.Subject())) {
 		return
 	}
-	h.metrics.upstream.Inc()
-	h.dispatch(newFrame(meta.Sequence.Stream, m.Subject(), meta.Timestamp, m.Headers(), m.Data()))
+	h.dispatch(gen, newFrame(meta.Sequence.Stream, m.Subject(), meta.Timestamp, m.Headers(), m.Data()))
 }
 
 // dispatch keeps f in the ring and queues it for every live subscriber
 // whose filters match.
-func (h *hub) dispatch(f *frame) {
+func (h *hub) dispatch(gen uint64, f *frame) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if gen != h.gen {
+		return // from a consumer that was replaced
+	}
+	if h.failing.Load() != 0 {
+		h.failing.Store(0) // progress
+	}
+	h.metrics.upstream.Inc()
 	if f.seq <= h.ring.head {
 		// The stream went back: it was recreated. Memory can't serve the old
 		// positions; clients resume through JetStream.

@@ -89,6 +89,8 @@ func (s *Server) Ready() (bool, string) {
 		return false, fmt.Sprintf("waiting for NATS and the stream %s", s.cfg.Stream)
 	case !s.hub.isReady():
 		return false, fmt.Sprintf("NATS or the stream %s is unreachable", s.cfg.Stream)
+	case !s.hub.delivering():
+		return false, s.hub.stuckReason()
 	}
 	if s.cfg.StoreHealth != nil {
 		if err := s.cfg.StoreHealth(); err != nil {

@@ -19,15 +19,16 @@ import (
 // config is every setting of CONTRACT.md §1, read from the environment only.
 // The help tag feeds `natsse -h`.
 type config struct {
-	NATSURL      string `env:"NATS_URL" help:"NATS servers, comma separated; empty: embedded mode"`
-	NATSCreds    string `env:"NATS_CREDS" help:"NATS credentials file"`
-	NATSNKey     string `env:"NATS_NKEY" help:"NATS NKey seed file"`
-	NATSUser     string `env:"NATS_USER" help:"NATS user"`
-	NATSPassword string `env:"NATS_PASSWORD" help:"NATS password"`
-	NATSToken    string `env:"NATS_TOKEN" help:"NATS token"`
-	NATSCA       string `env:"NATS_CA" help:"CA file for NATS TLS"`
-	NATSCert     string `env:"NATS_CERT" help:"client certificate file for NATS TLS"`
-	NATSKey      string `env:"NATS_KEY" help:"client key file for NATS TLS"`
+	NATSURL      string        `env:"NATS_URL" help:"NATS servers, comma separated; empty: embedded mode"`
+	NATSCreds    string        `env:"NATS_CREDS" help:"NATS credentials file"`
+	NATSNKey     string        `env:"NATS_NKEY" help:"NATS NKey seed file"`
+	NATSUser     string        `env:"NATS_USER" help:"NATS user"`
+	NATSPassword string        `env:"NATS_PASSWORD" help:"NATS password"`
+	NATSToken    string        `env:"NATS_TOKEN" help:"NATS token"`
+	NATSCA       string        `env:"NATS_CA" help:"CA file for NATS TLS"`
+	NATSCert     string        `env:"NATS_CERT" help:"client certificate file for NATS TLS"`
+	NATSKey      string        `env:"NATS_KEY" help:"client key file for NATS TLS"`
+	NATSPing     time.Duration `env:"NATSSE_NATS_PING" envDefault:"2s" help:"ping interval to the NATS server; 2 unanswered pings and natsse reconnects elsewhere"`
 
 	HTTPAddr       string   `env:"NATSSE_HTTP_ADDR" envDefault:":8080" help:"HTTP listen address"`
 	TLSCert        string   `env:"NATSSE_TLS_CERT" help:"certificate file (PEM, chain included): serve HTTPS with HTTP/2; needs NATSSE_TLS_KEY"`
@@ -134,6 +135,8 @@ func (c config) check() error {
 		return fmt.Errorf("NATSSE_LOG_FORMAT: %q is not one of auto, text, json", c.LogFormat)
 	case c.Heartbeat < 3*time.Millisecond:
 		return fmt.Errorf("NATSSE_HEARTBEAT: %s is too short; use 1s or more", c.Heartbeat)
+	case c.NATSPing < 100*time.Millisecond:
+		return fmt.Errorf("NATSSE_NATS_PING: %s is too short; use 1s or more", c.NATSPing)
 	case c.Retry <= 0:
 		return fmt.Errorf("NATSSE_RETRY: %s must be positive", c.Retry)
 	case c.ShutdownTimeout <= 0:

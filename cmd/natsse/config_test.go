@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/natsse/natsse/service"
 )
 
 func TestLoadConfigDefaults(t *testing.T) {
@@ -15,7 +17,8 @@ func TestLoadConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.HTTPAddr != ":8080" || c.EmbeddedListen != "127.0.0.1:4222" || c.StoreDir != "./data" || c.Stream != "EVENTS" ||
-		c.Heartbeat != 15*time.Second || c.Retry != 2*time.Second || c.StreamMaxBytes != 1<<30 || !c.embedded() {
+		c.Heartbeat != 15*time.Second || c.Retry != 2*time.Second || c.StreamMaxBytes != 1<<30 || !c.embedded() ||
+		c.NATSPing != service.DefaultNATSPing {
 		t.Errorf("defaults: %+v", c)
 	}
 }
@@ -35,6 +38,7 @@ func TestLoadConfigErrorsNameTheVariable(t *testing.T) {
 		"NATSSE_ANONYMOUS":        {"NATS_URL": "nats://127.0.0.1:4222"},
 		"NATSSE_MAX_DURABLES":     {"NATSSE_MAX_DURABLES": "0"},
 		"NATSSE_DURABLE_TTL":      {"NATSSE_DURABLE_TTL": "0s"},
+		"NATSSE_NATS_PING":        {"NATSSE_NATS_PING": "0s"},
 	}
 	for name, env := range cases {
 		_, err := loadConfig(env)

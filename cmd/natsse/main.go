@@ -188,6 +188,7 @@ func connect(ctx context.Context, cfg config, log *slog.Logger) (nc *nats.Conn, 
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("NATS reconnected", "url", c.ConnectedUrlRedacted()) }),
 	}
+	opts = append(opts, service.ConnOptions(cfg.NATSPing)...)
 	if cfg.embedded() {
 		srv, err := embedded.Start(ctx, embedded.Options{
 			StoreDir: cfg.StoreDir, Listen: cfg.EmbeddedListen, Logger: log.With("component", "nats-server"),
