@@ -28,6 +28,9 @@ func TestDurableContinuesWhereTheNameStopped(t *testing.T) {
 	for i := 1; i <= 3; i++ {
 		e.publish("events.d", "before the name existed")
 	}
+	// A new name starts at the newest event natsse has seen, like a request
+	// without a position: wait until that is the third.
+	waitFor(t, "the hub to see 3 messages", func() bool { return e.metric("natsse_upstream_events_total") == 3 })
 	first := e.open("/events/d?durable=reader-1", nil)
 	e.publishMany(50, func(int) string { return "events.d" }, seqPayload)
 	first.expectSeqs(4, 53)
