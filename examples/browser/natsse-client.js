@@ -22,7 +22,7 @@ export function subscribe({
   types = [], // SSE-Event types to deliver besides "message" (EventSource only delivers named types it listens to)
   getToken = null, // async () => token for ?access_token=, or null without JWT
   onEvent = () => {}, // (MessageEvent) for every message and listed type
-  refetch = async () => {}, // ({requested, first}) after a reset: reload state from your API
+  refetch = async () => {}, // ({requested, first, id}) after a reset: reload state from your API
   onOpen = () => {}, // (url) each time a new EventSource is created
   onExpired = () => {}, // () when natsse ended the stream because the token expired
   backoff = { base: 1000, max: 30000 }, // ms, for reopening after CLOSED
@@ -68,7 +68,7 @@ export function subscribe({
       // The reset's id is a valid position: keep it, so that the next
       // reconnect does not get the same reset again.
       keep(e);
-      await refetch(JSON.parse(e.data));
+      await refetch({ ...JSON.parse(e.data), id: e.lastEventId });
     });
 
     source.addEventListener("expired", () => {
