@@ -217,8 +217,8 @@ func servePage(t *testing.T, tokens http.Handler) *httptest.Server {
 }
 
 // findChromium returns the path of Chromium, or skips the test with the
-// install command (fails it with NATSSE_BROWSER_REQUIRED=1 or
-// NATSSE_EXAMPLES_REQUIRED=1, as in CI).
+// install command (fails it with NATSSE_BROWSER_REQUIRED=1, which CI sets
+// when Chromium is there, as for the browser tests of cmd/natsse).
 func findChromium(t *testing.T) string {
 	t.Helper()
 	for _, name := range []string{"chromium", "/usr/bin/chromium", "chromium-browser"} {
@@ -229,7 +229,7 @@ func findChromium(t *testing.T) string {
 	if os.Getenv("NATSSE_BROWSER_REQUIRED") == "1" {
 		t.Fatal("Chromium not found and NATSSE_BROWSER_REQUIRED=1: apt-get install -y chromium")
 	}
-	need(t, "Chromium", "apt-get install -y chromium")
+	t.Skip("install Chromium: apt-get install -y chromium")
 	return ""
 }
 
