@@ -261,7 +261,7 @@ func (e *env) cursorInfo(name string) *jetstream.ConsumerInfo {
 // later events: what a crash of natsse would leave behind.
 func TestDurableAckFloorStaysAtTheFlush(t *testing.T) {
 	const events, size = 400, 32 << 10 // 12.5 MiB: more than socket buffers hold
-	e := start(t, service.Config{WriteTimeout: time.Minute})
+	e := start(t, service.Config{WriteTimeout: time.Hour})
 	conn, _ := e.openStopped("/events/big?durable=stuck")
 	payload := strings.Repeat("x", size)
 	e.publishMany(events, func(int) string { return "events.big" }, func(int) string { return payload })

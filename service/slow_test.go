@@ -37,8 +37,10 @@ func TestStalledClientDoesNotHoldUpOthers(t *testing.T) {
 	runtime.MemProfileRate = 1 << 10
 
 	// The reading client may fall behind too, and catch up through a replay
-	// whose events the replay cache keeps (bounded as well).
-	e := start(t, service.Config{WriteTimeout: time.Minute, QueueEvents: 64, RingEvents: 1_000, RingBytes: 4 << 20, ReplayCacheBytes: 4 << 20})
+	// whose events the replay cache keeps (bounded as well). The write
+	// timeout is longer than any machine takes to publish and read it all:
+	// the stalled client must still be open when memory is measured.
+	e := start(t, service.Config{WriteTimeout: time.Hour, QueueEvents: 64, RingEvents: 1_000, RingBytes: 4 << 20, ReplayCacheBytes: 4 << 20})
 	e.openStalled("/events/big")
 	fast := e.open("/events/big", nil)
 	waitFor(t, "both streams to open", func() bool { return e.metric("natsse_streams_open") == 2 })
@@ -103,7 +105,7 @@ func natsseHeap() int64 {
 // Last-Event-ID (CONTRACT §5, "replay capacity exhausted").
 func TestReplayCapacitySoftRefusal(t *testing.T) {
 	e := start(t, service.Config{ReplayConcurrency: 1, ReplayWait: 300 * time.Millisecond, RingEvents: 10,
-		WriteTimeout: time.Minute, Retry: time.Second})
+		WriteTimeout: time.Hour, Retry: time.Second})
 	// 16 MiB on events.a, more than socket buffers hold: the stalled
 	// client's replay blocks and keeps the only slot.
 	payload := strings.Repeat("x", 16<<10)
