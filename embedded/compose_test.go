@@ -196,6 +196,10 @@ func TestDockerfile(t *testing.T) {
 	for _, want := range []*regexp.Regexp{
 		regexp.MustCompile(`(?m)^FROM golang:1\.26 AS build$`),
 		regexp.MustCompile(`(?m)^RUN CGO_ENABLED=0 go build .*-o /natsse \./cmd/natsse$`),
+		// natsse --version: the build arguments (task docker:build) reach -ldflags.
+		regexp.MustCompile(`(?m)^ARG VERSION$`),
+		regexp.MustCompile(`(?m)^ARG REVISION$`),
+		regexp.MustCompile(`(?m)^RUN .*go build .*-ldflags="[^"]*-X main\.version=\$\{VERSION\} -X main\.revision=\$\{REVISION\}"`),
 		regexp.MustCompile(`(?m)^USER natsse$`),
 		regexp.MustCompile(`(?m)^EXPOSE 8080 4222$`),
 		regexp.MustCompile(`(?m)^VOLUME /data$`),
