@@ -1,6 +1,9 @@
 # natsse: the SSE gateway in front of NATS JetStream, as one static binary.
 #
 #   docker build -t natsse .
+#   (or, to have natsse --version name the commit: task docker:build, which passes
+#   --build-arg VERSION="$(git describe --tags --always --dirty)"
+#   --build-arg REVISION="$(git rev-parse HEAD)"; .git is not in the context)
 #   export NATSSE_EMBEDDED_PASSWORD="$(openssl rand -hex 24)"
 #   docker run -p 8080:8080 -p 127.0.0.1:4222:4222 -v natsse-data:/data \
 #     -e NATSSE_EMBEDDED_USER=natsse -e NATSSE_EMBEDDED_PASSWORD natsse
@@ -13,7 +16,9 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /natsse ./cmd/natsse
+ARG VERSION
+ARG REVISION
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X main.version=${VERSION} -X main.revision=${REVISION}" -o /natsse ./cmd/natsse
 
 # Alpine rather than distroless: busybox's wget serves the health checks.
 FROM alpine:3.22

@@ -1,12 +1,13 @@
 package embedded_test
 
 // compose.yaml and the Dockerfile cannot be run here (no Docker engine), so these
-// tests check that they parse and say what the README promises. They live in
+// tests check that they parse and say what docs/production.md promises. They live in
 // embedded/ only because the repository root holds no Go package.
 
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -103,7 +104,7 @@ func (s composeService) dependsOn(name string) string {
 
 // TestComposeServices: three clustered NATS servers with JetStream, two
 // natsse replicas connected to all three with an R3 stream, and a load
-// balancer in front that checks /readyz, as the README describes.
+// balancer in front that checks /readyz, as docs/production.md describes.
 func TestComposeServices(t *testing.T) {
 	c := readCompose(t)
 	for _, name := range []string{"nats1", "nats2", "nats3", "natsse1", "natsse2", "lb"} {
@@ -196,6 +197,10 @@ func TestDockerfile(t *testing.T) {
 	for _, want := range []*regexp.Regexp{
 		regexp.MustCompile(`(?m)^FROM golang:1\.26 AS build$`),
 		regexp.MustCompile(`(?m)^RUN CGO_ENABLED=0 go build .*-o /natsse \./cmd/natsse$`),
+		// natsse --version: the build arguments (task docker:build) reach -ldflags.
+		regexp.MustCompile(`(?m)^ARG VERSION$`),
+		regexp.MustCompile(`(?m)^ARG REVISION$`),
+		regexp.MustCompile(`(?m)^RUN .*go build .*-ldflags="[^"]*-X main\.version=\$\{VERSION\} -X main\.revision=\$\{REVISION\}"`),
 		regexp.MustCompile(`(?m)^USER natsse$`),
 		regexp.MustCompile(`(?m)^EXPOSE 8080 4222$`),
 		regexp.MustCompile(`(?m)^VOLUME /data$`),
@@ -209,12 +214,16 @@ func TestDockerfile(t *testing.T) {
 }
 
 // TestDockerRunExamples: the image's NATS listens on all interfaces inside
-// the container, so every `docker run` example (in the Dockerfile and the
-// README) that publishes 4222 passes credentials and publishes it on loopback
+// the container, so every `docker run` example (in the Dockerfile, the
+// README and docs/) that publishes 4222 passes credentials and publishes it on loopback
 // only: an open port would let anyone read, forge and delete events.
 func TestDockerRunExamples(t *testing.T) {
-	var runs int
-	for _, file := range []string{"../Dockerfile", "../README.md"} {
+	runs := map[string]int{}
+	docs, err := filepath.Glob("../docs/*.md")
+	if err != nil || len(docs) == 0 {
+		t.Fatalf("no docs/*.md: %v", err)
+	}
+	for _, file := range append([]string{"../Dockerfile", "../README.md"}, docs...) {
 		data, err := os.ReadFile(file)
 		if err != nil {
 			t.Fatal(err)
@@ -225,7 +234,7 @@ func TestDockerRunExamples(t *testing.T) {
 			if !strings.Contains(line, "docker run ") {
 				continue
 			}
-			runs++
+			runs[file]++
 			if !strings.Contains(line, ":4222") {
 				continue
 			}
@@ -239,8 +248,10 @@ func TestDockerRunExamples(t *testing.T) {
 			}
 		}
 	}
-	if runs < 2 {
-		t.Errorf("found %d docker run examples, want the Dockerfile's and the README's", runs)
+	for _, file := range []string{"../Dockerfile", "../docs/production.md"} {
+		if runs[file] == 0 {
+			t.Errorf("%s has no docker run example", file)
+		}
 	}
 }
 

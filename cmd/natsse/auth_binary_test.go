@@ -58,25 +58,26 @@ func TestBinaryJWT(t *testing.T) {
 	s.expectMessage(t, 1)
 }
 
-// TestREADMEShellToken runs the README's shell example for minting a token
-// (openssl, base64url) and checks that natsse accepts the token.
-func TestREADMEShellToken(t *testing.T) {
+// TestSecurityShellToken runs the shell example for minting a token in
+// docs/security.md (openssl, base64url) and checks that natsse accepts the
+// token.
+func TestSecurityShellToken(t *testing.T) {
 	for _, tool := range []string{"sh", "openssl", "tr", "date"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed: the README's shell example needs it", tool)
+			t.Skipf("%s not installed: the shell example of docs/security.md needs it", tool)
 		}
 	}
-	readme, err := os.ReadFile("../../README.md")
+	doc, err := os.ReadFile("../../docs/security.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	block := regexp.MustCompile("(?s)<!-- TestREADMEShellToken[^\n]*\n```sh\n(.*?)```").FindSubmatch(readme)
+	block := regexp.MustCompile("(?s)<!-- TestSecurityShellToken[^\n]*\n```sh\n(.*?)```").FindSubmatch(doc)
 	if block == nil {
-		t.Fatal("README.md: no sh block after <!-- TestREADMEShellToken -->")
+		t.Fatal("docs/security.md: no sh block after <!-- TestSecurityShellToken -->")
 	}
 	secret := regexp.MustCompile(`(?m)^SECRET='([^']*)'`).FindSubmatch(block[1])
 	if secret == nil {
-		t.Fatal("README.md: the shell example sets no SECRET='...'")
+		t.Fatal("docs/security.md: the shell example sets no SECRET='...'")
 	}
 	var script strings.Builder
 	for line := range strings.Lines(string(block[1])) {
@@ -89,14 +90,14 @@ func TestREADMEShellToken(t *testing.T) {
 	defer cancel()
 	out, err := exec.CommandContext(ctx, "sh", "-c", script.String()).Output()
 	if err != nil {
-		t.Fatalf("the README's shell example: %v\n%s", err, script.String())
+		t.Fatalf("the shell example of docs/security.md: %v\n%s", err, script.String())
 	}
 
 	p := startNatsse(t, "NATSSE_JWT_SECRET="+string(secret[1]))
 	js := jetStream(t, p.natsURL)
 	s := openStream(t, "http://"+p.httpAddr+"/events/users/42/inbox", http.Header{"Authorization": {"Bearer " + string(out)}})
 	if s.resp.StatusCode != http.StatusOK {
-		t.Fatalf("the README's token was refused: %d", s.resp.StatusCode)
+		t.Fatalf("the token of docs/security.md's shell example was refused: %d", s.resp.StatusCode)
 	}
 	s.expectRetry(t, 200)
 	publish(t, js, "events.users.42.inbox", 1)

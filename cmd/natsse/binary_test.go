@@ -167,6 +167,8 @@ type natsse struct {
 	httpAddr string // host:port of the HTTP listener
 	natsURL  string // the embedded NATS server's client URL
 	publish  string // the ready line's publish example
+	version  string // the ready line's version and revision
+	revision string
 	stdout   *logWatch
 	stderr   *logWatch
 	exited   chan struct{} // closed once the process was waited for
@@ -221,6 +223,7 @@ func startNatsseLimited(t *testing.T, nofile int, env ...string) *natsse {
 	select {
 	case ready := <-p.stderr.ready:
 		p.httpAddr, p.natsURL, p.publish = ready.HTTPAddr, ready.NATSURL, ready.Publish
+		p.version, p.revision = ready.Version, ready.Revision
 	case <-p.exited:
 		t.Fatalf("natsse exited before it was ready: %v", p.waitErr)
 	case <-time.After(patience()):
@@ -255,6 +258,8 @@ type readyLine struct {
 	HTTPAddr string `json:"http_addr"`
 	NATSURL  string `json:"nats_url"`
 	Publish  string `json:"publish"`
+	Version  string `json:"version"`
+	Revision string `json:"revision"`
 }
 
 // logWatch keeps the output of the process and reports the first JSON log
@@ -329,7 +334,7 @@ func publish(t *testing.T, js jetstream.JetStream, subject string, i int) {
 
 func payload(i int) string { return "m" + strconv.Itoa(i) }
 
-// checkStreamHeaders checks the status and headers of CONTRACT §3.
+// checkStreamHeaders checks the status and headers of docs/protocol.md, The stream.
 func checkStreamHeaders(t *testing.T, resp *http.Response) {
 	t.Helper()
 	if resp.StatusCode != http.StatusOK {

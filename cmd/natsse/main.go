@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -23,8 +24,16 @@ import (
 	"github.com/natsse/natsse/service"
 )
 
-// version is set with -ldflags "-X main.version=..."; else the module's.
-var version = ""
+// version and revision are set at build time, as the Taskfile and the
+// Dockerfile do:
+//
+//	go build -ldflags "-X main.version=$(git describe --tags --always --dirty) -X main.revision=$(git rev-parse HEAD)" ./cmd/natsse
+//
+// Left empty, they come from the build information Go embeds (see buildInfo).
+var (
+	version  = ""
+	revision = ""
+)
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -64,14 +73,47 @@ func environ() map[string]string {
 	return m
 }
 
+// buildInfo returns natsse's version and revision: the -ldflags values when
+// set, else the module version and VCS revision Go recorded in the binary.
+// A build with -buildvcs=false (or outside a repository, or from a Docker
+// context without .git) records no revision: then "unknown revision".
+func buildInfo() (ver, rev string) {
+	ver, rev = version, revision
+	bi, ok := debug.ReadBuildInfo()
+	if ver == "" && ok && bi.Main.Version != "" {
+		ver = bi.Main.Version
+	}
+	if ver == "" {
+		ver = "(devel)"
+	}
+	if rev == "" && ok {
+		var modified bool
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				modified = s.Value == "true"
+			}
+		}
+		if rev != "" && modified {
+			rev += "-dirty"
+		}
+	}
+	if rev == "" {
+		rev = "unknown revision"
+	}
+	return ver, rev
+}
+
+// versionString is what natsse --version prints after "natsse ", e.g.
+// "v0.3.0-2-g6ca687b, revision 6ca687b…, go1.26.8".
 func versionString() string {
-	if version != "" {
-		return version
+	ver, rev := buildInfo()
+	if rev != "unknown revision" {
+		rev = "revision " + rev
 	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "(devel)"
+	return ver + ", " + rev + ", " + runtime.Version()
 }
 
 // run serves until ctx ends, then shuts down within cfg.ShutdownTimeout.
@@ -312,7 +354,8 @@ func banner(log *slog.Logger, cfg config, httpAddr, natsURL string, svc *service
 		scheme = "https"
 	}
 	subscribe := fmt.Sprintf("curl -N %s%s://%s%s/events/demo", tokenHeader(cfg), scheme, host, cfg.BasePath)
-	attrs := []any{"http_addr", httpAddr, "subscribe", subscribe, "access", access(cfg, svc)}
+	ver, rev := buildInfo()
+	attrs := []any{"version", ver, "revision", rev, "http_addr", httpAddr, "subscribe", subscribe, "access", access(cfg, svc)}
 	switch {
 	case !cfg.embedded():
 		attrs = append(attrs, "mode", "connected", "nats_url", redactURLs(natsURL), "publish", "nats pub events.demo hello")
