@@ -201,7 +201,10 @@ func TestDockerfile(t *testing.T) {
 		regexp.MustCompile(`(?m)^ARG VERSION$`),
 		regexp.MustCompile(`(?m)^ARG REVISION$`),
 		regexp.MustCompile(`(?m)^RUN .*go build .*-ldflags="[^"]*-X main\.version=\$\{VERSION\} -X main\.revision=\$\{REVISION\}"`),
-		regexp.MustCompile(`(?m)^USER natsse$`),
+		// Shell-free: the health check is natsse's own, with its settings.
+		regexp.MustCompile(`(?m)^FROM gcr\.io/distroless/static-debian12$`),
+		regexp.MustCompile(`(?m)^USER 10001:10001$`),
+		regexp.MustCompile(`(?m)^  CMD \["/usr/local/bin/natsse", "healthcheck"\]$`),
 		regexp.MustCompile(`(?m)^EXPOSE 8080 4222$`),
 		regexp.MustCompile(`(?m)^VOLUME /data$`),
 		regexp.MustCompile(`(?m)NATSSE_STORE_DIR=/data`),

@@ -237,7 +237,8 @@ func validLevel(s string) bool {
 
 // usage lists every setting with its default.
 func usage(w io.Writer) {
-	fmt.Fprintln(w, "natsse: Server-Sent Events from NATS JetStream. Configured by environment variables only:")
+	fmt.Fprintln(w, "natsse: Server-Sent Events from NATS JetStream. Configured by environment variables only.")
+	fmt.Fprintln(w, "natsse healthcheck exits 0 when this instance's /readyz answers 200 (same settings), else 1.")
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	t := reflect.TypeFor[config]()

@@ -45,6 +45,13 @@ func main() {
 }
 
 func runMain(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer) error {
+	if len(args) == 1 && args[0] == "healthcheck" {
+		cfg, err := loadConfig(env)
+		if err != nil {
+			return err
+		}
+		return healthcheck(ctx, cfg, stdout)
+	}
 	for _, a := range args {
 		switch a {
 		case "-h", "-help", "--help":
@@ -54,7 +61,7 @@ func runMain(ctx context.Context, args []string, env map[string]string, stdout, 
 			fmt.Fprintln(stdout, "natsse", versionString())
 			return nil
 		default:
-			return fmt.Errorf("unknown argument %q: natsse is configured by environment variables (natsse -h lists them)", a)
+			return fmt.Errorf("unknown argument %q: natsse is configured by environment variables (natsse -h lists them); its one command is healthcheck", a)
 		}
 	}
 	cfg, err := loadConfig(env)
