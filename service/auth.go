@@ -59,8 +59,8 @@ func (s *Server) tokenFrom(r *http.Request) (token, from string, err error) {
 	return "", "", nil
 }
 
-// authenticate verifies the request's token (CONTRACT §2: after 400, before
-// 404). The error is a 401 *problem, or errKeysUnavailable while the keys
+// authenticate verifies the request's token (after 400, before 404:
+// docs/protocol.md, "Errors"). The error is a 401 *problem, or errKeysUnavailable while the keys
 // cannot be known yet. Claims are nil when access control is off.
 func (s *Server) authenticate(r *http.Request) (*claims, error) {
 	if s.auth == nil {
@@ -93,7 +93,8 @@ func (s *Server) unauthorized(r *http.Request, from, detail string) *problem {
 }
 
 // authorize checks the requested subjects against the token's natsse claim
-// (CONTRACT §2: after 404, so only served subjects get a 403).
+// (after 404, so only served subjects get a 403: docs/protocol.md,
+// "Errors").
 func authorize(req request) *problem {
 	c := req.auth
 	if c == nil {
@@ -114,7 +115,7 @@ func authorize(req request) *problem {
 
 // authorizeDurable checks a named cursor against the token's natsse.durable
 // and scopes it to the token's sub, so two users never share a cursor
-// (CONTRACT §4). A token without sub gets a scope of its own, apart from
+// (docs/protocol.md, "Named cursors"). A token without sub gets a scope of its own, apart from
 // anonymous cursors.
 func authorizeDurable(req *request) *problem {
 	if req.durable == "" || req.auth == nil {

@@ -68,7 +68,8 @@ type Config struct {
 	ReplayConcurrency int
 	// ReplayWait bounds how long a stream waits for a replay slot; then it
 	// gets the soft refusal (retry later, perhaps on another replica), as
-	// CONTRACT §5 says for "replay capacity exhausted". Default 5s.
+	// docs/protocol.md, "The soft refusal" says for "replay capacity
+	// exhausted". Default 5s.
 	ReplayWait time.Duration
 	// ReplayCacheBytes bounds what replays keep in memory for other streams
 	// resuming on the same subjects. Default 64 MiB.

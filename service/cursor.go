@@ -108,7 +108,7 @@ func (c *cursor) start(ctx context.Context) {
 // finds the end of the connection before the watcher did), as a flush into
 // a socket the client already left goes through all the same. A client that
 // leaves after this check is one that left with events in socket buffers,
-// which count as delivered (CONTRACT §4).
+// which count as delivered (docs/protocol.md, "Named cursors").
 func (c *cursor) reachable(out sink) bool {
 	if c == nil || c.ctx.Err() != nil {
 		return false

@@ -13,7 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Named cursors (?durable=<name>, CONTRACT §4) keep a client's position on
+// Named cursors (?durable=<name>, docs/protocol.md, "Named cursors") keep a client's position on
 // the server, in a durable JetStream consumer per name. This file finds or
 // creates that consumer before the stream starts; cursor.go keeps its
 // position current while the stream runs; takeover.go closes an older

@@ -13,7 +13,7 @@ import (
 )
 
 // ServeHTTP routes by exact path: a few reserved paths, every other path is
-// a subject. No path is cleaned or redirected (CONTRACT §2).
+// a subject. No path is cleaned or redirected (docs/protocol.md, "Paths and subjects").
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if len(r.RequestURI) > s.cfg.MaxURLBytes {
 		s.refuse(w, newProblem(http.StatusBadRequest, "the URL is %d bytes; at most %d (NATSSE_MAX_URL_BYTES): request fewer subjects", len(r.RequestURI), s.cfg.MaxURLBytes))
@@ -88,8 +88,8 @@ func (s *Server) refuse(w http.ResponseWriter, p *problem) {
 	writeProblem(w, p)
 }
 
-// subscribe checks a stream request in the order of CONTRACT §2 (400, 401,
-// 404, 403), then serves the stream.
+// subscribe checks a stream request in the order of docs/protocol.md, "Errors"
+// (400, 401, 404, 403), then serves the stream.
 func (s *Server) subscribe(w http.ResponseWriter, r *http.Request, path string) {
 	if r.Method != http.MethodGet {
 		s.refuse(w, newProblem(http.StatusMethodNotAllowed, "%s cannot open a stream: use GET (EventSource does)", r.Method))

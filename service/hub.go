@@ -69,7 +69,7 @@ type hub struct {
 	created time.Time
 	// recreated is called when that happened, after the upstream restarted:
 	// the server closes every open stream, whose clients come back with
-	// their Last-Event-ID and get a reset (CONTRACT §4).
+	// their Last-Event-ID and get a reset (docs/protocol.md, "Reset").
 	recreated func()
 }
 

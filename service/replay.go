@@ -91,7 +91,7 @@ func (st *stream) retry(ctx context.Context, fn func(context.Context) error) err
 }
 
 // errReplayBusy ends a stream that waited ReplayWait for a replay slot: it
-// gets a retry line and is closed, the soft refusal of CONTRACT §5.
+// gets a retry line and is closed, the soft refusal (docs/protocol.md, "The soft refusal").
 var errReplayBusy = errors.New("service: replay capacity exhausted")
 
 // acquireReplay waits for a replay slot with the stream open, at most
@@ -262,8 +262,8 @@ func (st *stream) deleteConsumer(cons jetstream.Consumer) {
 }
 
 // checkPosition compares the requested position with the stream's first
-// and last sequence, and sends a reset when the position is gone (CONTRACT
-// §4): it moves pos to where the client can continue.
+// and last sequence, and sends a reset when the position is gone (docs/protocol.md,
+// "Reset"): it moves pos to where the client can continue.
 func (st *stream) checkPosition(ctx context.Context) error {
 	first, last, err := st.srv.hub.bounds(ctx, st.began)
 	if err != nil {

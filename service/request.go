@@ -27,7 +27,7 @@ type request struct {
 }
 
 // parseRequest validates everything a request says, before any credential
-// or stream is looked at (CONTRACT §2: 400 comes first).
+// or stream is looked at (400 comes first: docs/protocol.md, "Errors").
 func (s *Server) parseRequest(r *http.Request, path string) (request, *problem) {
 	var req request
 	q := r.URL.Query()
@@ -70,7 +70,7 @@ func (s *Server) parseRequest(r *http.Request, path string) (request, *problem) 
 	return req, nil
 }
 
-// parsePosition applies the precedence of CONTRACT §4: Last-Event-ID header,
+// parsePosition applies the precedence of docs/protocol.md, "Resuming": Last-Event-ID header,
 // then lastEventId, then since; an empty value counts as absent.
 func parsePosition(r *http.Request, req *request) *problem {
 	if v := r.Header.Get("Last-Event-ID"); v != "" {

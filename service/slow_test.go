@@ -100,7 +100,7 @@ func natsseHeap() int64 {
 // client's replay), a stream that needs a replay of its own waits
 // ReplayWait with its stream open, then gets the soft refusal: a retry
 // line, and the stream ends, so the client comes back later with its
-// Last-Event-ID (CONTRACT §5, "replay capacity exhausted").
+// Last-Event-ID (docs/protocol.md, "The soft refusal": replay capacity exhausted).
 func TestReplayCapacitySoftRefusal(t *testing.T) {
 	e := start(t, service.Config{ReplayConcurrency: 1, ReplayWait: 300 * time.Millisecond, RingEvents: 10,
 		WriteTimeout: time.Minute, Retry: time.Second})

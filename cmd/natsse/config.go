@@ -16,7 +16,7 @@ import (
 	"github.com/natsse/natsse/subjects"
 )
 
-// config is every setting of CONTRACT.md §1, read from the environment only.
+// config is every setting (docs/protocol.md, "Operations"), read from the environment only.
 // The help tag feeds `natsse -h`.
 type config struct {
 	NATSURL      string        `env:"NATS_URL" help:"NATS servers, comma separated; empty: embedded mode"`
