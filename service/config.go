@@ -1,6 +1,7 @@
 package service
 
 import (
+	"crypto"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -8,8 +9,19 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/natsse/natsse/service/access"
+	"github.com/natsse/natsse/service/cursors"
 	"github.com/natsse/natsse/subjects"
 )
+
+// JWTConfig turns on access control; see access.Config.
+type JWTConfig = access.Config
+
+// ParsePublicKeyPEM reads the public key that verifies tokens from PEM; see
+// access.ParsePublicKeyPEM.
+func ParsePublicKeyPEM(b []byte) (crypto.PublicKey, error) { return access.ParsePublicKeyPEM(b) }
 
 // Config is everything the service needs; cmd/natsse fills it from the
 // environment. Zero values mean the documented defaults (see WithDefaults).
@@ -162,7 +174,7 @@ func (c Config) WithDefaults() Config {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	c.BasePath = strings.TrimRight(c.BasePath, "/")
-	c.JWT = c.JWT.withDefaults()
+	c.JWT = c.JWT.WithDefaults()
 	return c
 }
 
@@ -186,7 +198,7 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s must be positive, got %d", name, v))
 		}
 	}
-	if room := c.StreamMaxConsumers - c.consumerReserve(); c.MaxDurables > room {
+	if room := c.StreamMaxConsumers - cursors.Reserve(c.ReplayConcurrency); c.MaxDurables > room {
 		errs = append(errs, fmt.Errorf("NATSSE_MAX_DURABLES: %d leaves too few of the stream's %d consumers for replays; at most %d", c.MaxDurables, c.StreamMaxConsumers, room))
 	}
 	if c.Heartbeat < 0 || c.Retry < 0 || c.WriteTimeout < 0 || c.MaxStreamAge < 0 || c.DurableTTL < 0 || c.ReplayWait < 0 {
@@ -200,8 +212,25 @@ func (c Config) Validate() error {
 	if c.BasePath != "" && !strings.HasPrefix(c.BasePath, "/") {
 		errs = append(errs, fmt.Errorf("base path %q must start with /", c.BasePath))
 	}
-	if err := c.JWT.validate(); err != nil {
+	if err := c.JWT.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// streamCreate is the stream natsse creates when it is missing; nil when it
+// must not.
+func (c Config) streamCreate() *jetstream.StreamConfig {
+	if !c.StreamCreate {
+		return nil
+	}
+	return &jetstream.StreamConfig{
+		Name:         c.Stream,
+		Subjects:     c.StreamSubjects,
+		Storage:      jetstream.FileStorage,
+		MaxAge:       c.StreamMaxAge,
+		MaxBytes:     c.StreamMaxBytes,
+		Replicas:     c.StreamReplicas,
+		MaxConsumers: c.StreamMaxConsumers,
+	}
 }
