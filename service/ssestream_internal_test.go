@@ -8,9 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
-
 	"github.com/natsse/natsse/service/fanout"
 	"github.com/natsse/natsse/service/heartbeat"
 )
@@ -51,8 +48,8 @@ func TestLiveWriteErrorEndReason(t *testing.T) {
 
 	s.runStream(context.Background(), ss, true)
 
-	if got := counterValue(s.metrics.ended.WithLabelValues("write_error")); got != 1 {
-		t.Errorf("streams ended as write_error: got %v, want 1 (other: %v)", got, counterValue(s.metrics.ended.WithLabelValues("other")))
+	if got := endedCount(t, s.metrics, "write_error"); got != 1 {
+		t.Errorf("streams ended as write_error: got %v, want 1 (other: %v)", got, endedCount(t, s.metrics, "other"))
 	}
 	var we writeError
 	if err := ss.writeRaw([]byte("x")); !errors.As(err, &we) {
@@ -60,10 +57,23 @@ func TestLiveWriteErrorEndReason(t *testing.T) {
 	}
 }
 
-func counterValue(c prometheus.Counter) float64 {
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		return -1
+// endedCount reads natsse_streams_ended_total{reason=reason}.
+func endedCount(t *testing.T, m *metrics, reason string) float64 {
+	families, err := m.registry.Gather()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return m.GetCounter().GetValue()
+	for _, f := range families {
+		if f.GetName() != "natsse_streams_ended_total" {
+			continue
+		}
+		for _, s := range f.GetMetric() {
+			for _, l := range s.GetLabel() {
+				if l.GetName() == "reason" && l.GetValue() == reason {
+					return s.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }
