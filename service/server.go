@@ -24,6 +24,7 @@ type Server struct {
 	access  *access.Verifier // nil when access control is off
 	clock   *heartbeat.Clock
 	served  *servedStream
+	deps    *sseDeps // what its SSE streams work with
 
 	hangups    *hangups
 	streams    *registry
@@ -49,6 +50,7 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 	s.streams = newRegistry(cfg.MaxStreams, cfg.MaxStreamsPerClient, s.metrics.clientLimit)
 	s.conns = newConnections(cfg, s.trusted, s.metrics.connsRefused)
 	s.served = newServedStream(cfg, nc, js, s.metrics, s.streams.closeAll)
+	s.deps = &sseDeps{src: s.served, clock: s.clock, metrics: s.metrics, log: s.log, writeTimeout: cfg.WriteTimeout, replayWait: cfg.ReplayWait}
 	s.metrics.observe(s.conns.count, s.streams.count, func() bool { ok, _ := s.Ready(); return ok })
 	return s, nil
 }

@@ -109,7 +109,7 @@ func TestReplayCapacitySoftRefusal(t *testing.T) {
 	payload := strings.Repeat("x", 16<<10)
 	e.publishMany(1_000, func(int) string { return "events.a" }, func(int) string { return payload })
 	e.publishMany(20, func(int) string { return "events.b" }, func(int) string { return "b" })
-	waitFor(t, "the hub to see every stored event", func() bool { return e.metric("natsse_upstream_events_total") == 1_020 })
+	waitFor(t, "the upstream to see every stored event", func() bool { return e.metric("natsse_upstream_events_total") == 1_020 })
 
 	e.openStalled("/events/a?lastEventId=0") // it never reads
 	waitFor(t, "the stalled client's replay to hold the slot", func() bool { return e.metric("natsse_replays_total") == 1 })

@@ -30,11 +30,10 @@ func (e writeError) Unwrap() error { return e.error }
 // client never stalls dispatch for long.
 const ringBudget = 1024
 
-// sseStream is one open SSE response: the connection's only goroutine
-// writes to it, so writes need no lock. It gets everything it works with
-// when it is made: the served stream's rooms, the heartbeat clock, the
-// metrics and its own settings.
-type sseStream struct {
+// sseDeps is what every SSE stream of a served stream works with, made
+// once and shared (one pointer per stream): the served stream's rooms, the
+// heartbeat clock, the metrics and the settings of a stream's writes.
+type sseDeps struct {
 	src     *servedStream
 	clock   *heartbeat.Clock
 	metrics *metrics
@@ -42,6 +41,13 @@ type sseStream struct {
 	// writeTimeout cuts off a client that takes no write (Config); a replay
 	// waits at most replayWait for a slot.
 	writeTimeout, replayWait time.Duration
+}
+
+// sseStream is one open SSE response: the connection's only goroutine
+// writes to it, so writes need no lock. It gets everything it works with
+// when it is made, and reaches nothing else.
+type sseStream struct {
+	*sseDeps
 
 	sub      *fanout.Subscriber
 	envelope bool
@@ -64,9 +70,8 @@ type sseStream struct {
 
 func (s *Server) newSSEStream(r *http.Request, req request, grant access.Grant) *sseStream {
 	return &sseStream{
-		src: s.served, clock: s.clock, metrics: s.metrics, log: s.log,
-		writeTimeout: s.cfg.WriteTimeout, replayWait: s.cfg.ReplayWait,
-		sub: fanout.NewSubscriber(req.patterns, s.cfg.QueueEvents), envelope: req.envelope, grant: grant,
+		sseDeps: s.deps,
+		sub:     fanout.NewSubscriber(req.patterns, s.cfg.QueueEvents), envelope: req.envelope, grant: grant,
 		remote: r.RemoteAddr, shard: s.clock.Shard(), client: s.clientAddr(r),
 		since: req.since, began: time.Now(),
 	}

@@ -36,7 +36,7 @@ func TestLiveWriteErrorEndReason(t *testing.T) {
 	s.streams = newRegistry(10, 10, s.metrics.clientLimit)
 	core := fanout.New(fanout.Config{RingEvents: 16, RingBytes: 1 << 20, Log: s.log, Dispatched: s.metrics.upstream, Detached: s.metrics.detached})
 	gen, _ := core.Restart(0, false)
-	ss := &sseStream{src: &servedStream{core: core}, clock: s.clock, metrics: s.metrics, log: s.log, writeTimeout: time.Second,
+	ss := &sseStream{sseDeps: &sseDeps{src: &servedStream{core: core}, clock: s.clock, metrics: s.metrics, log: s.log, writeTimeout: time.Second},
 		sub: fanout.NewSubscriber([]string{"events.a"}, 8), out: &brokenSink{ok: 1}}
 	if err := s.streams.add(ss); err != nil {
 		t.Fatal(err)
