@@ -114,7 +114,7 @@ func TestAuthTransports(t *testing.T) {
 }
 
 // TestAuthOrderOfChecks: 400 malformed, then 401 credentials, then 404 not
-// served, then 403 not allowed (CONTRACT §2): without a valid token nothing
+// served, then 403 not allowed (docs/protocol.md, "Errors"): without a valid token nothing
 // tells which subjects exist.
 func TestAuthOrderOfChecks(t *testing.T) {
 	e := startSecret(t, service.Config{Subjects: []string{"events.public.>"}})

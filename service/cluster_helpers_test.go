@@ -22,7 +22,7 @@ import (
 )
 
 // natsCluster is three nats-servers with JetStream, routed to each other
-// on loopback: the production shape of DESIGN.md, in the test process.
+// on loopback: the production shape of compose.yaml, in the test process.
 type natsCluster struct {
 	t      *testing.T
 	nodes  []*natsNode

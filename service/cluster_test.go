@@ -16,7 +16,7 @@ import (
 )
 
 // The cluster tests run natsse on three routed nats-servers with an R3
-// stream (DESIGN.md property 5): clients stream while a publisher keeps
+// stream (docs/protocol.md, "Operations": nothing lost across faults): clients stream while a publisher keeps
 // publishing, a fault strikes midway, and every client must end with
 // exactly the stored messages it asked for, in order, each once.
 

@@ -1,15 +1,27 @@
 package service
 
 import (
-	"errors"
+	"crypto"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"strings"
+	"syscall"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/natsse/natsse/service/access"
+	"github.com/natsse/natsse/service/cursors"
 	"github.com/natsse/natsse/subjects"
 )
+
+// JWTConfig turns on access control; see access.Config.
+type JWTConfig = access.Config
+
+// ParsePublicKeyPEM reads the public key that verifies tokens from PEM; see
+// access.ParsePublicKeyPEM.
+func ParsePublicKeyPEM(b []byte) (crypto.PublicKey, error) { return access.ParsePublicKeyPEM(b) }
 
 // Config is everything the service needs; cmd/natsse fills it from the
 // environment. Zero values mean the documented defaults (see WithDefaults).
@@ -68,7 +80,8 @@ type Config struct {
 	ReplayConcurrency int
 	// ReplayWait bounds how long a stream waits for a replay slot; then it
 	// gets the soft refusal (retry later, perhaps on another replica), as
-	// CONTRACT §5 says for "replay capacity exhausted". Default 5s.
+	// docs/protocol.md, "The soft refusal" says for "replay capacity
+	// exhausted". Default 5s.
 	ReplayWait time.Duration
 	// ReplayCacheBytes bounds what replays keep in memory for other streams
 	// resuming on the same subjects. Default 64 MiB.
@@ -115,92 +128,178 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// WithDefaults returns c with zero values replaced by the defaults.
+// Defaults is every setting at its default, the one place defaults are
+// kept: cmd/natsse's variables default to these (a test holds them
+// together). MaxStreams and MaxConnections depend on the open-file limit.
+func Defaults() Config {
+	return Config{
+		Stream:                  "EVENTS",
+		StreamSubjects:          []string{"events.>"},
+		StreamMaxAge:            24 * time.Hour,
+		StreamMaxBytes:          1 << 30,
+		StreamReplicas:          1,
+		StreamMaxConsumers:      20_000,
+		Retry:                   2 * time.Second,
+		Heartbeat:               15 * time.Second,
+		WriteTimeout:            15 * time.Second,
+		RingEvents:              10_000,
+		RingBytes:               64 << 20,
+		QueueEvents:             512,
+		ReplayConcurrency:       16,
+		ReplayWait:              5 * time.Second,
+		ReplayCacheBytes:        64 << 20,
+		ReservedFiles:           256,
+		MaxStreams:              fileBudget(256),
+		MaxConnections:          fileBudget(256),
+		MaxConnectionsPerClient: 1024,
+		MaxStreamsPerClient:     1000,
+		MaxSubjects:             16,
+		MaxURLBytes:             8 << 10,
+		DurableTTL:              24 * time.Hour,
+		MaxDurables:             10_000,
+		// A zero leeway is a setting of its own (none), so WithDefaults
+		// keeps it; this is the leeway natsse runs with by default.
+		JWT: access.Config{Leeway: 30 * time.Second}.WithDefaults(),
+	}
+}
+
+// WithDefaults returns c with zero values replaced by the defaults (the
+// JWT leeway excepted: zero allows none).
 func (c Config) WithDefaults() Config {
-	def := func(v *int, d int) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	defDur := func(v *time.Duration, d time.Duration) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	if c.Stream == "" {
-		c.Stream = "EVENTS"
-	}
+	d := Defaults()
+	setZero(&c.Stream, d.Stream)
 	if len(c.StreamSubjects) == 0 {
-		c.StreamSubjects = []string{"events.>"}
+		c.StreamSubjects = d.StreamSubjects
 	}
-	defDur(&c.StreamMaxAge, 24*time.Hour)
-	if c.StreamMaxBytes == 0 {
-		c.StreamMaxBytes = 1 << 30
+	for _, f := range []struct{ v, d *time.Duration }{
+		{&c.StreamMaxAge, &d.StreamMaxAge}, {&c.Retry, &d.Retry}, {&c.Heartbeat, &d.Heartbeat},
+		{&c.WriteTimeout, &d.WriteTimeout}, {&c.ReplayWait, &d.ReplayWait}, {&c.DurableTTL, &d.DurableTTL},
+	} {
+		setZero(f.v, *f.d)
 	}
-	def(&c.StreamReplicas, 1)
-	def(&c.StreamMaxConsumers, 20_000)
-	defDur(&c.Retry, 2*time.Second)
-	defDur(&c.Heartbeat, 15*time.Second)
-	defDur(&c.WriteTimeout, 15*time.Second)
-	def(&c.RingEvents, 10_000)
-	def(&c.RingBytes, 64<<20)
-	def(&c.QueueEvents, 512)
-	def(&c.ReplayConcurrency, 16)
-	defDur(&c.ReplayWait, 5*time.Second)
-	def(&c.ReplayCacheBytes, 64<<20)
-	def(&c.ReservedFiles, 256)
-	def(&c.MaxStreams, fileBudget(c.ReservedFiles))
-	def(&c.MaxConnections, fileBudget(c.ReservedFiles))
-	def(&c.MaxConnectionsPerClient, 1024)
-	def(&c.MaxStreamsPerClient, 1000)
-	def(&c.MaxSubjects, 16)
-	def(&c.MaxURLBytes, 8<<10)
-	defDur(&c.DurableTTL, 24*time.Hour)
-	def(&c.MaxDurables, 10_000)
+	setZero(&c.StreamMaxBytes, d.StreamMaxBytes)
+	for _, f := range []struct{ v, d *int }{
+		{&c.StreamReplicas, &d.StreamReplicas}, {&c.StreamMaxConsumers, &d.StreamMaxConsumers},
+		{&c.RingEvents, &d.RingEvents}, {&c.RingBytes, &d.RingBytes}, {&c.QueueEvents, &d.QueueEvents},
+		{&c.ReplayConcurrency, &d.ReplayConcurrency}, {&c.ReplayCacheBytes, &d.ReplayCacheBytes},
+		{&c.ReservedFiles, &d.ReservedFiles}, {&c.MaxConnectionsPerClient, &d.MaxConnectionsPerClient},
+		{&c.MaxStreamsPerClient, &d.MaxStreamsPerClient}, {&c.MaxSubjects, &d.MaxSubjects},
+		{&c.MaxURLBytes, &d.MaxURLBytes}, {&c.MaxDurables, &d.MaxDurables},
+	} {
+		setZero(f.v, *f.d)
+	}
+	// The file budget leaves room for the reserved files configured.
+	setZero(&c.MaxStreams, fileBudget(c.ReservedFiles))
+	setZero(&c.MaxConnections, fileBudget(c.ReservedFiles))
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	c.BasePath = strings.TrimRight(c.BasePath, "/")
-	c.JWT = c.JWT.withDefaults()
+	c.JWT = c.JWT.WithDefaults()
 	return c
 }
 
-// Validate reports the first setting that cannot work, naming it.
+func setZero[T comparable](v *T, d T) {
+	var zero T
+	if *v == zero {
+		*v = d
+	}
+}
+
+// Validate reports the first setting that cannot work, in one line that
+// names its cmd/natsse variable. Zero values are refused where a default
+// exists: validate what WithDefaults returns, or a complete Config (as
+// cmd/natsse does, so that NATSSE_RING_EVENTS=0 is refused rather than
+// taken for the default). MaxStreams and MaxConnections may be zero: the
+// open-file limit less ReservedFiles.
 func (c Config) Validate() error {
-	var errs []error
-	for _, p := range append(append([]string(nil), c.Subjects...), c.StreamSubjects...) {
-		if err := subjects.ValidatePattern(p); err != nil {
-			errs = append(errs, fmt.Errorf("subject %q: %w", p, err))
+	for _, d := range []struct {
+		name  string
+		v     time.Duration
+		least time.Duration
+		why   string
+	}{
+		{"NATSSE_HEARTBEAT", c.Heartbeat, 3 * time.Millisecond, "is too short; use 1s or more"},
+		{"NATSSE_RETRY", c.Retry, 1, "must be positive"},
+		{"NATSSE_WRITE_TIMEOUT", c.WriteTimeout, 1, "must be positive"},
+		{"NATSSE_DURABLE_TTL", c.DurableTTL, 1, "must be positive"},
+		{"NATSSE_MAX_STREAM_AGE", c.MaxStreamAge, 0, "must not be negative"},
+		{"NATSSE_REPLAY_WAIT", c.ReplayWait, 0, "must not be negative"},
+	} {
+		if d.v < d.least {
+			return fmt.Errorf("%s: %s %s", d.name, d.v, d.why)
 		}
 	}
-	positive := map[string]int{
-		"ring events": c.RingEvents, "ring bytes": c.RingBytes, "queue events": c.QueueEvents,
-		"replay concurrency": c.ReplayConcurrency, "replay cache bytes": c.ReplayCacheBytes, "max streams": c.MaxStreams,
-		"max subjects": c.MaxSubjects, "max URL bytes": c.MaxURLBytes, "max durables": c.MaxDurables,
-		"max streams per client": c.MaxStreamsPerClient, "max connections": c.MaxConnections,
-		"max connections per client": c.MaxConnectionsPerClient, "reserved files": c.ReservedFiles,
+	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
+		return fmt.Errorf("NATSSE_STREAM_REPLICAS: %d is not between 1 and 5", c.StreamReplicas)
 	}
-	for name, v := range positive {
-		if v < 0 {
-			errs = append(errs, fmt.Errorf("%s must be positive, got %d", name, v))
+	for _, n := range []struct {
+		name     string
+		v, least int
+	}{
+		{"NATSSE_MAX_STREAMS_PER_CLIENT", c.MaxStreamsPerClient, 1}, {"NATSSE_MAX_CONNECTIONS_PER_CLIENT", c.MaxConnectionsPerClient, 1},
+		{"NATSSE_RESERVED_FILES", c.ReservedFiles, 1}, {"NATSSE_RING_EVENTS", c.RingEvents, 1}, {"NATSSE_QUEUE_EVENTS", c.QueueEvents, 1},
+		{"NATSSE_REPLAY_CONCURRENCY", c.ReplayConcurrency, 1}, {"NATSSE_MAX_SUBJECTS", c.MaxSubjects, 1},
+		{"NATSSE_MAX_URL_BYTES", c.MaxURLBytes, 1}, {"NATSSE_MAX_DURABLES", c.MaxDurables, 1},
+		{"NATSSE_RING_BYTES", c.RingBytes, 1}, {"NATSSE_REPLAY_CACHE_BYTES", c.ReplayCacheBytes, 1},
+		{"NATSSE_MAX_STREAMS", c.MaxStreams, 0}, {"NATSSE_MAX_CONNECTIONS", c.MaxConnections, 0},
+	} {
+		if n.v < n.least {
+			if n.least == 0 {
+				return fmt.Errorf("%s: %d must not be negative", n.name, n.v)
+			}
+			return fmt.Errorf("%s: %d must be at least 1", n.name, n.v)
 		}
 	}
-	if room := c.StreamMaxConsumers - c.consumerReserve(); c.MaxDurables > room {
-		errs = append(errs, fmt.Errorf("NATSSE_MAX_DURABLES: %d leaves too few of the stream's %d consumers for replays; at most %d", c.MaxDurables, c.StreamMaxConsumers, room))
+	if c.BasePath != "" && (!strings.HasPrefix(c.BasePath, "/") || strings.HasSuffix(c.BasePath, "/")) {
+		return fmt.Errorf("NATSSE_BASE_PATH: %q must start with / and not end with / (like /sse-gateway)", c.BasePath)
 	}
-	if c.Heartbeat < 0 || c.Retry < 0 || c.WriteTimeout < 0 || c.MaxStreamAge < 0 || c.DurableTTL < 0 || c.ReplayWait < 0 {
-		errs = append(errs, errors.New("durations must not be negative"))
+	for _, list := range []struct {
+		name     string
+		patterns []string
+	}{{"NATSSE_SUBJECTS", c.Subjects}, {"NATSSE_STREAM_SUBJECTS", c.StreamSubjects}} {
+		for _, p := range list.patterns {
+			if err := subjects.ValidatePattern(p); err != nil {
+				return fmt.Errorf("%s: %q: %v", list.name, p, err)
+			}
+		}
+	}
+	if room := c.StreamMaxConsumers - cursors.Reserve(c.ReplayConcurrency); c.MaxDurables > room {
+		return fmt.Errorf("NATSSE_MAX_DURABLES: %d leaves too few of the stream's %d consumers for replays; at most %d", c.MaxDurables, c.StreamMaxConsumers, room)
 	}
 	for _, p := range c.TrustedProxies {
 		if !p.IsValid() {
-			errs = append(errs, fmt.Errorf("trusted proxy %v is not a valid prefix", p))
+			return fmt.Errorf("NATSSE_TRUSTED_PROXIES: %v is not a valid prefix", p)
 		}
 	}
-	if c.BasePath != "" && !strings.HasPrefix(c.BasePath, "/") {
-		errs = append(errs, fmt.Errorf("base path %q must start with /", c.BasePath))
+	return c.JWT.Validate()
+}
+
+// streamCreate is the stream natsse creates when it is missing; nil when it
+// must not.
+func (c Config) streamCreate() *jetstream.StreamConfig {
+	if !c.StreamCreate {
+		return nil
 	}
-	if err := c.JWT.validate(); err != nil {
-		errs = append(errs, err)
+	return &jetstream.StreamConfig{
+		Name:         c.Stream,
+		Subjects:     c.StreamSubjects,
+		Storage:      jetstream.FileStorage,
+		MaxAge:       c.StreamMaxAge,
+		MaxBytes:     c.StreamMaxBytes,
+		Replicas:     c.StreamReplicas,
+		MaxConsumers: c.StreamMaxConsumers,
 	}
-	return errors.Join(errs...)
+}
+
+// fileBudget is what the open-file limit leaves for client connections
+// once reserved files are kept for NATS, the store and logs: the default
+// of both the stream and the connection limits, so that one process serves
+// as many as the machine allows and never takes nats-server's files.
+func fileBudget(reserved int) int {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur > 1<<30 {
+		return 10_000
+	}
+	return max(int(lim.Cur)-reserved, 16)
 }

@@ -1,14 +1,32 @@
-// Package service is natsse's HTTP side: it serves JetStream messages as
-// Server-Sent Events, fanning one upstream consumer out to every connection.
+// Package service is natsse's HTTP front door: it serves the messages of a
+// JetStream stream to browsers as Server-Sent Events, one SSE stream per
+// request, fanned out from one upstream consumer per process.
 //
-// It promises what CONTRACT.md §2-§5 and §7 describe: one event per stored
-// message with id = stream sequence, strictly increasing per connection, and
-// exact resume from any position (Last-Event-ID, lastEventId, since) with no
-// gap or duplicate at the switch from replay to live. A slow client never
-// slows anyone else: it falls back to catching up from the ring or JetStream,
-// and a client that stops reading is cut off by its write deadline.
+// It promises what docs/protocol.md describes ("Paths and subjects", "The
+// stream", "Heartbeats", "Resuming", "Reset", "Errors", "The soft refusal",
+// "Operations"): one event per stored message with id = stream sequence,
+// strictly increasing per SSE stream, and exact resume from any position
+// (Last-Event-ID, lastEventId, since) with no gap or duplicate at the switch
+// from replay to live. A slow client never slows anyone else: it falls back
+// to catching up from the ring or JetStream, and a client that stops reading
+// is cut off by its write deadline. With a JWT key source configured, no
+// stream opens without a token that allows it, and none outlives its token
+// (docs/protocol.md, "Access control").
 //
-// With a JWT key source configured it also promises §6's access control:
-// no stream without a verified token whose natsse claim allows every
-// requested subject, and none that outlives its token.
+// The rooms, each with one job:
+//
+//   - this package: routing, request parsing, CORS, limits, the connection
+//     budget (connections.go), the open SSE streams (registry.go), and the
+//     writer of each SSE stream (ssestream.go, replay.go, sink.go);
+//   - refusal: how a request is refused, a problem or softly;
+//   - access: tokens, claims and what they grant;
+//   - fanout: a served stream's frames, ring, index and per-stream queues;
+//   - upstream: the ordered consumer that feeds a fan-out core, readiness;
+//   - heartbeat: the one clock that keeps idle SSE streams alive;
+//   - resume: replay slots, the replay cache and the stream's bounds;
+//   - cursors: named cursors, their durable consumers and takeovers.
+//
+// A served stream (served.go) is one JetStream stream with its core, its
+// upstream, its resumer and its cursors; an SSE stream gets the served
+// stream and the clock when it is made, and reaches nothing else.
 package service

@@ -348,7 +348,7 @@ func TestDurableScopedByToken(t *testing.T) {
 	defer cancel()
 	var names []string
 	for info := range e.stream(ctx).ListConsumers(ctx).Info() {
-		if strings.HasPrefix(info.Name, "natsse_") { // not the hub's own consumer
+		if strings.HasPrefix(info.Name, "natsse_") { // not the upstream consumer
 			names = append(names, info.Name)
 		}
 	}

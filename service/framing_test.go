@@ -12,7 +12,7 @@ import (
 
 // The payloads below are read back through ssetest, an EventSource parser
 // written from the specification, so the parser, not the encoder, judges
-// the framing (CONTRACT §3).
+// the framing (docs/protocol.md, "The stream").
 
 func TestFramingPayloadLines(t *testing.T) {
 	e := start(t, service.Config{})

@@ -44,7 +44,7 @@ func TestResumeUnderLoad(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := start(t, service.Config{RingEvents: tc.ringEvents})
 			e.publishMany(stored, func(int) string { return "events.load" }, func(i int) string { return seqPayload(i + 1) })
-			waitFor(t, "the hub to see every stored event", func() bool { return e.metric("natsse_upstream_events_total") == stored })
+			waitFor(t, "the upstream to see every stored event", func() bool { return e.metric("natsse_upstream_events_total") == stored })
 			from := uint64(101)
 			if tc.purgeTo > 0 {
 				e.purge(tc.purgeTo)

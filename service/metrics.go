@@ -25,7 +25,7 @@ type metrics struct {
 	connsRefused *prometheus.CounterVec
 }
 
-func newMetrics(s *Server) *metrics {
+func newMetrics() *metrics {
 	counter := func(name, help string) prometheus.Counter {
 		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: "natsse", Name: name, Help: help})
 	}
@@ -45,20 +45,26 @@ func newMetrics(s *Server) *metrics {
 		Help: "Streams that ended, by why: client_closed, write_timeout (the client stopped reading), write_error, stopped (shutdown, stream age), token_expired, replay_busy (waited NATSSE_REPLAY_WAIT for a replay slot: soft refusal), other."}, []string{"reason"})
 	m.connsRefused = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "natsse", Name: "connections_refused_total",
 		Help: "Connections closed as soon as accepted because a budget was full: total (NATSSE_MAX_CONNECTIONS) or per_client (NATSSE_MAX_CONNECTIONS_PER_CLIENT)."}, []string{"reason"})
-	m.registry.MustRegister(m.ended, m.connsRefused,
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "natsse", Name: "connections_open", Help: "Open client connections, streams included."},
-			func() float64 { return float64(s.conns.count()) }), m.delivered, m.upstream, m.detached, m.replays, m.replayShared, m.resets, m.requests, m.clientLimit,
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "natsse", Name: "streams_open", Help: "Open SSE streams."},
-			func() float64 { return float64(s.open.Load()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "natsse", Name: "ready", Help: "1 while /readyz answers 200."},
-			func() float64 {
-				if ok, _ := s.Ready(); ok {
-					return 1
-				}
-				return 0
-			}),
+	m.registry.MustRegister(m.ended, m.connsRefused, m.delivered, m.upstream, m.detached, m.replays, m.replayShared, m.resets, m.requests, m.clientLimit,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	return m
+}
+
+// observe adds the gauges read from the server's state when scraped.
+func (m *metrics) observe(connsOpen func() int, streamsOpen func() int64, ready func() bool) {
+	m.registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "natsse", Name: "connections_open", Help: "Open client connections, streams included."},
+			func() float64 { return float64(connsOpen()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "natsse", Name: "streams_open", Help: "Open SSE streams."},
+			func() float64 { return float64(streamsOpen()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "natsse", Name: "ready", Help: "1 while /readyz answers 200."},
+			func() float64 {
+				if ready() {
+					return 1
+				}
+				return 0
+			}),
+	)
 }

@@ -29,7 +29,7 @@ func TestHeartbeat(t *testing.T) {
 	}
 }
 
-// softRefused checks the soft refusal of CONTRACT §5: 200, one retry block
+// softRefused checks the soft refusal (docs/protocol.md, "The soft refusal"): 200, one retry block
 // of Retry to 2×Retry, then the end of the stream.
 func softRefused(t *testing.T, e *env, path string, retry time.Duration) {
 	t.Helper()

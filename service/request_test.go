@@ -157,7 +157,7 @@ func TestRequestMalformed(t *testing.T) {
 
 // TestRequestUnparsableTarget: Go's HTTP server refuses a request target
 // that is not a URL ("%zz", a cut escape) before natsse sees it; its plain 400 is what
-// CONTRACT §5 accepts there. It must still be a 400, never a redirect.
+// docs/protocol.md, "Errors" accepts there. It must still be a 400, never a redirect.
 func TestRequestUnparsableTarget(t *testing.T) {
 	e := start(t, service.Config{})
 	for _, target := range []string{"/events/%zz", "/events/a%zz/b", "/events/a%2", "/events/%"} {

@@ -182,8 +182,8 @@ func purged(t *testing.T, cfg service.Config) *env {
 		}
 		e.publish(subject, seqPayload(i))
 	}
-	// What the ring holds depends on what the hub has seen.
-	waitFor(t, "the hub to see 6 messages", func() bool { return e.metric("natsse_upstream_events_total") >= 6 })
+	// What the ring holds depends on what the upstream has seen.
+	waitFor(t, "the upstream to see 6 messages", func() bool { return e.metric("natsse_upstream_events_total") >= 6 })
 	e.purge(4)
 	return e
 }

@@ -18,6 +18,9 @@ type sink interface {
 	abort()
 	// done ends the response after the last flush.
 	done()
+	// peerClosed reports, without waiting, whether the client has closed
+	// its side (only a taken-over connection can tell).
+	peerClosed() bool
 }
 
 // httpSink writes through net/http: HTTP/2, and HTTP/1.1 when the
@@ -32,6 +35,7 @@ func (s *httpSink) write(b []byte) error    { _, err := s.w.Write(b); return err
 func (s *httpSink) flush() error            { return s.rc.Flush() }
 func (s *httpSink) abort()                  { _ = s.rc.SetWriteDeadline(time.Now()) }
 func (s *httpSink) done()                   {}
+func (s *httpSink) peerClosed() bool        { return false }
 
 // connSink owns a hijacked HTTP/1.1 connection and writes each batch with
 // one writev of the shared frames, without copying them. Taking the

@@ -102,7 +102,7 @@ func natsseHeap() int64 {
 // client's replay), a stream that needs a replay of its own waits
 // ReplayWait with its stream open, then gets the soft refusal: a retry
 // line, and the stream ends, so the client comes back later with its
-// Last-Event-ID (CONTRACT §5, "replay capacity exhausted").
+// Last-Event-ID (docs/protocol.md, "The soft refusal": replay capacity exhausted).
 func TestReplayCapacitySoftRefusal(t *testing.T) {
 	e := start(t, service.Config{ReplayConcurrency: 1, ReplayWait: 300 * time.Millisecond, RingEvents: 10,
 		WriteTimeout: time.Hour, Retry: time.Second})
@@ -111,7 +111,7 @@ func TestReplayCapacitySoftRefusal(t *testing.T) {
 	payload := strings.Repeat("x", 16<<10)
 	e.publishMany(1_000, func(int) string { return "events.a" }, func(int) string { return payload })
 	e.publishMany(20, func(int) string { return "events.b" }, func(int) string { return "b" })
-	waitFor(t, "the hub to see every stored event", func() bool { return e.metric("natsse_upstream_events_total") == 1_020 })
+	waitFor(t, "the upstream to see every stored event", func() bool { return e.metric("natsse_upstream_events_total") == 1_020 })
 
 	e.openStalled("/events/a?lastEventId=0") // it never reads
 	waitFor(t, "the stalled client's replay to hold the slot", func() bool { return e.metric("natsse_replays_total") == 1 })

@@ -34,7 +34,7 @@ func TestResumeStormSharesReplays(t *testing.T) {
 			}
 			payload := func(i int) string { return seqPayload(i + 1) }
 			e.publishMany(stored, subject, payload)
-			waitFor(t, "the hub to see every stored event", func() bool { return e.metric("natsse_upstream_events_total") == stored })
+			waitFor(t, "the upstream to see every stored event", func() bool { return e.metric("natsse_upstream_events_total") == stored })
 
 			type resumer struct {
 				c     *client

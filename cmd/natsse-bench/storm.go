@@ -65,7 +65,7 @@ type stormPhase struct {
 type stormResult struct {
 	Scenario string        `json:"scenario"`
 	Phases   []*stormPhase `json:"phases"`
-	// Ratio is natsse's deliveries per second over the ceiling's (DESIGN.md:
+	// Ratio is natsse's deliveries per second over the ceiling's (BENCHMARKS.md, S6:
 	// the target is ≥ 0.3).
 	Ratio       float64 `json:"ratio_to_ceiling_rate,omitempty"`
 	RatioPerCPU float64 `json:"ratio_to_ceiling_per_server_cpu,omitempty"`

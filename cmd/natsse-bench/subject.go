@@ -9,8 +9,8 @@ import (
 )
 
 // requestSubjects maps a request target ("/events/a/b?subject=x.y") to the
-// NATS subjects or patterns it subscribes to, the way natsse does (CONTRACT
-// §2), so the ceiling server and the clients' expectations agree with it.
+// NATS subjects or patterns it subscribes to, the way natsse does (docs/protocol.md,
+// "Paths and subjects"), so the ceiling server and the clients' expectations agree with it.
 func requestSubjects(target string) ([]string, error) {
 	path, query, _ := strings.Cut(target, "?")
 	var subs []string

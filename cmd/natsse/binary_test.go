@@ -334,7 +334,7 @@ func publish(t *testing.T, js jetstream.JetStream, subject string, i int) {
 
 func payload(i int) string { return "m" + strconv.Itoa(i) }
 
-// checkStreamHeaders checks the status and headers of docs/protocol.md, The stream.
+// checkStreamHeaders checks the status and headers of docs/protocol.md, "The stream".
 func checkStreamHeaders(t *testing.T, resp *http.Response) {
 	t.Helper()
 	if resp.StatusCode != http.StatusOK {

@@ -12,12 +12,15 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v10"
-
-	"github.com/natsse/natsse/subjects"
 )
 
-// config is every setting of CONTRACT.md §1, read from the environment only.
-// The help tag feeds `natsse -h`.
+// config is every setting (docs/protocol.md, "Operations"), read from the
+// environment only. The help tag feeds `natsse -h`. The service's settings
+// default to service.Defaults() (TestEnvDefaultsAreServiceDefaults and
+// TestREADMEListsEverySetting hold the envDefault tags, those defaults and
+// the README's table together) and are
+// checked by service.Config.Validate; this package only maps variable
+// names to fields, and checks the settings of its own.
 type config struct {
 	NATSURL      string        `env:"NATS_URL" help:"NATS servers, comma separated; empty: embedded mode"`
 	NATSCreds    string        `env:"NATS_CREDS" help:"NATS credentials file"`
@@ -133,57 +136,19 @@ func (c config) check() error {
 		return fmt.Errorf("NATSSE_LOG_LEVEL: %q is not one of debug, info, warn, error", c.LogLevel)
 	case c.LogFormat != "auto" && c.LogFormat != "text" && c.LogFormat != "json":
 		return fmt.Errorf("NATSSE_LOG_FORMAT: %q is not one of auto, text, json", c.LogFormat)
-	case c.Heartbeat < 3*time.Millisecond:
-		return fmt.Errorf("NATSSE_HEARTBEAT: %s is too short; use 1s or more", c.Heartbeat)
 	case c.NATSPing < 100*time.Millisecond:
 		return fmt.Errorf("NATSSE_NATS_PING: %s is too short; use 1s or more", c.NATSPing)
-	case c.Retry <= 0:
-		return fmt.Errorf("NATSSE_RETRY: %s must be positive", c.Retry)
 	case c.ShutdownTimeout <= 0:
 		return fmt.Errorf("NATSSE_SHUTDOWN_TIMEOUT: %s must be positive", c.ShutdownTimeout)
-	case c.WriteTimeout <= 0:
-		return fmt.Errorf("NATSSE_WRITE_TIMEOUT: %s must be positive", c.WriteTimeout)
-	case c.DurableTTL <= 0:
-		return fmt.Errorf("NATSSE_DURABLE_TTL: %s must be positive", c.DurableTTL)
-	case c.MaxStreamAge < 0:
-		return fmt.Errorf("NATSSE_MAX_STREAM_AGE: %s must not be negative", c.MaxStreamAge)
-	case c.StreamReplicas < 1 || c.StreamReplicas > 5:
-		return fmt.Errorf("NATSSE_STREAM_REPLICAS: %d is not between 1 and 5", c.StreamReplicas)
 	case (c.TLSCert == "") != (c.TLSKey == ""):
 		return errors.New("NATSSE_TLS_CERT and NATSSE_TLS_KEY: set both (HTTPS) or neither (plain HTTP)")
-	case c.MaxStreamsPerClient < 1:
-		return fmt.Errorf("NATSSE_MAX_STREAMS_PER_CLIENT: %d must be at least 1", c.MaxStreamsPerClient)
-	case c.MaxConnsPerClient < 1:
-		return fmt.Errorf("NATSSE_MAX_CONNECTIONS_PER_CLIENT: %d must be at least 1", c.MaxConnsPerClient)
 	case c.IdleTimeout <= 0:
 		return fmt.Errorf("NATSSE_IDLE_TIMEOUT: %s must be positive", c.IdleTimeout)
-	case c.ReservedFiles < 1:
-		return fmt.Errorf("NATSSE_RESERVED_FILES: %d must be at least 1", c.ReservedFiles)
+	case c.MaxHeaderBytes < 1:
+		return fmt.Errorf("NATSSE_MAX_HEADER_BYTES: %d must be at least 1", c.MaxHeaderBytes)
 	}
-	for name, v := range map[string]int{"NATSSE_RING_EVENTS": c.RingEvents, "NATSSE_QUEUE_EVENTS": c.QueueEvents,
-		"NATSSE_REPLAY_CONCURRENCY": c.ReplayConcurrency, "NATSSE_MAX_SUBJECTS": c.MaxSubjects, "NATSSE_MAX_URL_BYTES": c.MaxURLBytes, "NATSSE_MAX_DURABLES": c.MaxDurables,
-		"NATSSE_RING_BYTES": int(c.RingBytes), "NATSSE_REPLAY_CACHE_BYTES": int(c.ReplayCacheBytes), "NATSSE_MAX_HEADER_BYTES": int(c.MaxHeaderBytes)} {
-		if v < 1 {
-			return fmt.Errorf("%s: %d must be at least 1", name, v)
-		}
-	}
-	if c.BasePath != "" && (!strings.HasPrefix(c.BasePath, "/") || strings.HasSuffix(c.BasePath, "/")) {
-		return fmt.Errorf("NATSSE_BASE_PATH: %q must start with / and not end with / (like /sse-gateway)", c.BasePath)
-	}
-	for name, list := range map[string][]string{"NATSSE_SUBJECTS": c.Subjects, "NATSSE_STREAM_SUBJECTS": c.StreamSubjects} {
-		for _, p := range list {
-			if err := subjects.ValidatePattern(p); err != nil {
-				return fmt.Errorf("%s: %q: %v", name, p, err)
-			}
-		}
-	}
-	if c.MaxStreams < 0 {
-		return fmt.Errorf("NATSSE_MAX_STREAMS: %d must not be negative", c.MaxStreams)
-	}
-	if c.MaxConnections < 0 {
-		return fmt.Errorf("NATSSE_MAX_CONNECTIONS: %d must not be negative", c.MaxConnections)
-	}
-	return nil
+	// The service's own settings are checked by the service.
+	return serviceConfig(c, nil).Validate()
 }
 
 // checkEmbeddedAuth refuses an embedded NATS that anyone beyond this machine

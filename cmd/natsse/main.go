@@ -297,25 +297,27 @@ func natsAuth(cfg config) ([]nats.Option, error) {
 	return opts, nil
 }
 
+// serviceConfig maps the variables to the service's fields; settings
+// without a variable keep service.Defaults().
 func serviceConfig(cfg config, log *slog.Logger) service.Config {
 	create := cfg.embedded()
 	if cfg.StreamCreate != nil {
 		create = *cfg.StreamCreate
 	}
-	return service.Config{
-		Stream: cfg.Stream, Subjects: cfg.Subjects, StreamCreate: create,
-		StreamSubjects: cfg.StreamSubjects, StreamMaxAge: cfg.StreamMaxAge,
-		StreamMaxBytes: int64(cfg.StreamMaxBytes), StreamReplicas: cfg.StreamReplicas,
-		BasePath: cfg.BasePath, CORSOrigins: cfg.CORSOrigins, MetricsOnOwnPort: cfg.MetricsAddr != "", Retry: cfg.Retry, Heartbeat: cfg.Heartbeat,
-		WriteTimeout: cfg.WriteTimeout, MaxStreamAge: cfg.MaxStreamAge,
-		RingEvents: cfg.RingEvents, RingBytes: int(cfg.RingBytes), ReplayCacheBytes: int(cfg.ReplayCacheBytes), QueueEvents: cfg.QueueEvents,
-		ReplayConcurrency: cfg.ReplayConcurrency, ReplayWait: cfg.ReplayWait, MaxStreams: cfg.MaxStreams,
-		MaxConnections: cfg.MaxConnections, MaxConnectionsPerClient: cfg.MaxConnsPerClient, ReservedFiles: cfg.ReservedFiles,
-		MaxSubjects: cfg.MaxSubjects, MaxURLBytes: cfg.MaxURLBytes,
-		MaxStreamsPerClient: cfg.MaxStreamsPerClient, TrustedProxies: cfg.TrustedProxies,
-		DurableTTL: cfg.DurableTTL, MaxDurables: cfg.MaxDurables,
-		Logger: log,
-	}
+	c := service.Defaults()
+	c.Stream, c.Subjects, c.StreamCreate = cfg.Stream, cfg.Subjects, create
+	c.StreamSubjects, c.StreamMaxAge = cfg.StreamSubjects, cfg.StreamMaxAge
+	c.StreamMaxBytes, c.StreamReplicas = int64(cfg.StreamMaxBytes), cfg.StreamReplicas
+	c.BasePath, c.CORSOrigins, c.MetricsOnOwnPort = cfg.BasePath, cfg.CORSOrigins, cfg.MetricsAddr != ""
+	c.Retry, c.Heartbeat, c.WriteTimeout, c.MaxStreamAge = cfg.Retry, cfg.Heartbeat, cfg.WriteTimeout, cfg.MaxStreamAge
+	c.RingEvents, c.RingBytes, c.QueueEvents = cfg.RingEvents, int(cfg.RingBytes), cfg.QueueEvents
+	c.ReplayConcurrency, c.ReplayWait, c.ReplayCacheBytes = cfg.ReplayConcurrency, cfg.ReplayWait, int(cfg.ReplayCacheBytes)
+	c.MaxStreams, c.MaxConnections, c.ReservedFiles = cfg.MaxStreams, cfg.MaxConnections, cfg.ReservedFiles
+	c.MaxConnectionsPerClient, c.MaxStreamsPerClient, c.TrustedProxies = cfg.MaxConnsPerClient, cfg.MaxStreamsPerClient, cfg.TrustedProxies
+	c.MaxSubjects, c.MaxURLBytes = cfg.MaxSubjects, cfg.MaxURLBytes
+	c.DurableTTL, c.MaxDurables = cfg.DurableTTL, cfg.MaxDurables
+	c.Logger = log
+	return c
 }
 
 // embeddedPublish is the banner's nats CLI example for the embedded server. A

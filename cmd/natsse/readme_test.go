@@ -7,7 +7,39 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/natsse/natsse/service"
 )
+
+// TestEnvDefaultsAreServiceDefaults: every variable of a service setting
+// defaults (envDefault) to what service.Defaults() says, so that the
+// service owns the defaults and natsse -h, docs/configuration.md's table (below) and
+// the library cannot disagree.
+func TestEnvDefaultsAreServiceDefaults(t *testing.T) {
+	c, err := loadConfig(map[string]string{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, want := serviceConfig(c, nil), service.Defaults()
+	if got.JWT, err = c.jwtConfig(); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.JWT.Secret) == 0 {
+		got.JWT.Secret = nil
+	}
+	// 0 is the open-file limit less NATSSE_RESERVED_FILES, which Defaults
+	// computes; whether natsse creates the stream depends on the mode.
+	if got.MaxStreams == 0 && got.MaxConnections == 0 {
+		got.MaxStreams, got.MaxConnections = want.MaxStreams, want.MaxConnections
+	}
+	got.StreamCreate = want.StreamCreate
+	gv, wv := reflect.ValueOf(got), reflect.ValueOf(want)
+	for i := range gv.NumField() {
+		if g, w := gv.Field(i).Interface(), wv.Field(i).Interface(); !reflect.DeepEqual(g, w) {
+			t.Errorf("service setting %s: the variable's default gives %v, service.Defaults() %v", gv.Type().Field(i).Name, g, w)
+		}
+	}
+}
 
 // TestConfigurationListsEverySetting: every environment variable natsse
 // reads has a row in the configuration table of docs/configuration.md, with

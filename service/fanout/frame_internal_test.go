@@ -1,4 +1,4 @@
-package service
+package fanout
 
 import (
 	"bytes"
@@ -62,7 +62,7 @@ func TestAppendEventParses(t *testing.T) {
 }
 
 func TestResetEventParses(t *testing.T) {
-	r := ssetest.NewReader(bytes.NewReader(resetEvent(3, 10, 4)))
+	r := ssetest.NewReader(bytes.NewReader(ResetEvent(3, 10, 4)))
 	ev, err := r.Next()
 	if err != nil || ev.ID != "3" || ev.Event != "reset" || ev.Data != `{"requested":10,"first":4}` {
 		t.Fatalf("got %+v (%v), want id 3 event reset data {\"requested\":10,\"first\":4}", ev, err)

@@ -1,4 +1,4 @@
-package service
+package resume
 
 import (
 	"context"
@@ -13,19 +13,20 @@ type boundsCall struct {
 	err         error
 }
 
-// bounds shares stream info requests among resumes, so a storm of
-// reconnects costs a few requests instead of one each. It returns the stream's first and last sequence (first = last+1 when
+// Bounds shares stream info requests among resumes, so a storm of
+// reconnects costs a few requests instead of one each. It returns the
+// stream's first and last sequence (first = last+1 when
 // empty) as read by a request that started no earlier than notBefore, so a
 // purge that finished before a resume arrived is always seen.
-func (h *hub) bounds(ctx context.Context, notBefore time.Time) (first, last uint64, err error) {
-	h.boundsMu.Lock()
-	c := h.boundsInflight
+func (r *Resumer) Bounds(ctx context.Context, notBefore time.Time) (first, last uint64, err error) {
+	r.boundsMu.Lock()
+	c := r.boundsInflight
 	if c == nil || c.started.Before(notBefore) {
 		c = &boundsCall{started: time.Now(), done: make(chan struct{})}
-		h.boundsInflight = c
-		go h.fetchBounds(c)
+		r.boundsInflight = c
+		go r.fetchBounds(c)
 	}
-	h.boundsMu.Unlock()
+	r.boundsMu.Unlock()
 	select {
 	case <-c.done:
 		return c.first, c.last, c.err
@@ -34,23 +35,23 @@ func (h *hub) bounds(ctx context.Context, notBefore time.Time) (first, last uint
 	}
 }
 
-func (h *hub) fetchBounds(c *boundsCall) {
+func (r *Resumer) fetchBounds(c *boundsCall) {
 	defer func() {
-		h.boundsMu.Lock()
-		if h.boundsInflight == c {
-			h.boundsInflight = nil
+		r.boundsMu.Lock()
+		if r.boundsInflight == c {
+			r.boundsInflight = nil
 		}
-		h.boundsMu.Unlock()
+		r.boundsMu.Unlock()
 		close(c.done)
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	s, err := h.js.Stream(ctx, h.cfg.Stream)
+	jsStream, err := r.js.Stream(ctx, r.stream)
 	if err != nil {
 		c.err = err
 		return
 	}
-	state := s.CachedInfo().State
+	state := jsStream.CachedInfo().State
 	c.first, c.last = state.FirstSeq, state.LastSeq
 	if state.Msgs == 0 {
 		c.first = c.last + 1

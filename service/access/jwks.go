@@ -1,4 +1,4 @@
-package service
+package access
 
 import (
 	"context"
@@ -43,7 +43,7 @@ type jwks struct {
 	attempted time.Time                  // start of the last fetch
 }
 
-func newJWKS(cfg JWTConfig, log *slog.Logger) *jwks {
+func newJWKS(cfg Config, log *slog.Logger) *jwks {
 	return &jwks{url: cfg.JWKSURL, refresh: cfg.JWKSRefresh, minInterval: cfg.JWKSMinInterval,
 		client: &http.Client{Timeout: jwksTimeout}, log: log}
 }

@@ -1,4 +1,4 @@
-package service
+package cursors
 
 import (
 	"cmp"
@@ -11,7 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// A cursor keeps a named cursor's position in its durable consumer while a
+// A Cursor keeps a named cursor's position in its durable consumer while a
 // stream serves it. The events themselves reach the client the usual way
 // (ring, replay, live): the consumer only stores the position, as its ack
 // floor, which a later connection with the same name starts from.
@@ -48,12 +48,13 @@ import (
 // A wider filter than the client's patterns (overlapping patterns) is still
 // exact: every wanted message up to the position was flushed, so acking the
 // newest copy at or below it never skips a wanted message.
-type cursor struct {
-	srv      *Server
+type Cursor struct {
+	cs       *Cursors
 	name     string // as the client gave it
 	consumer string // the durable consumer's name
 	cons     jetstream.Consumer
-	sub      *subscriber
+	stop     func()             // ends the SSE stream after a final flush
+	abort    func()             // cuts its connection
 	notices  *nats.Subscription // takeover requests for this name
 
 	ctx         context.Context // the stream's: done once the client hung up
@@ -88,14 +89,15 @@ const (
 	cursorSaveTimeout = 5 * time.Second
 )
 
-func newCursor(s *Server, name, consumer string, sub *subscriber) *cursor {
-	c := &cursor{srv: s, name: name, consumer: consumer, sub: sub, seat: make(chan struct{}), done: make(chan struct{})}
+func newCursor(cs *Cursors, name, consumer string, stop, abort func()) *Cursor {
+	c := &Cursor{cs: cs, name: name, consumer: consumer, stop: stop, abort: abort, seat: make(chan struct{}), done: make(chan struct{})}
 	c.keepCtx, c.stopKeeping = context.WithCancel(context.Background())
 	return c
 }
 
-// start begins keeping the position for the stream that runs in ctx.
-func (c *cursor) start(ctx context.Context) {
+// Start begins keeping the position for the SSE stream that runs in ctx.
+// Every method is a no-op on a nil Cursor (no named cursor).
+func (c *Cursor) Start(ctx context.Context) {
 	if c == nil {
 		return
 	}
@@ -103,35 +105,34 @@ func (c *cursor) start(ctx context.Context) {
 	c.kept.Go(c.keep)
 }
 
-// reachable reports, before a flush, whether the client can still read what
-// is flushed: not once it has hung up (the hangup watcher saw it, or a peek
-// finds the end of the connection before the watcher did), as a flush into
-// a socket the client already left goes through all the same. A client that
-// leaves after this check is one that left with events in socket buffers,
-// which count as delivered (CONTRACT §4).
-func (c *cursor) reachable(out sink) bool {
-	if c == nil || c.ctx.Err() != nil {
-		return false
+// Reachable reports, before a flush, whether the client can still read what
+// is flushed: not once it has hung up (the hangup watcher saw it; the
+// caller also peeks for the end of the connection, which the watcher may
+// not have caught yet), as a flush into a socket the client already left
+// goes through all the same. A client that leaves after this check is one
+// that left with events in socket buffers, which count as delivered
+// (docs/protocol.md, "Named cursors").
+func (c *Cursor) Reachable() bool { return c != nil && c.ctx.Err() == nil }
+
+// Delivered records that every wanted message up to pos was flushed to the
+// client. Called by the stream's goroutine after a flush.
+func (c *Cursor) Delivered(pos uint64) {
+	if c != nil {
+		c.record(pos)
 	}
-	cs, ok := out.(*connSink)
-	return !ok || !cs.peerClosed()
 }
 
-// delivered records that every wanted message up to pos was flushed to the
-// client. Called by the stream's goroutine after a flush.
-func (c *cursor) delivered(pos uint64) { c.record(pos) }
-
-// claimed records the position the stream starts from once it was checked
+// Claimed records the position the stream starts from once it was checked
 // against the stream: the client's own Last-Event-ID moves the stored
 // position there even if nothing follows it.
-func (c *cursor) claimed(pos uint64) {
+func (c *Cursor) Claimed(pos uint64) {
 	if c != nil {
 		c.record(pos)
 	}
 }
 
 // record moves the position to pos and acks the newest copy at or below it.
-func (c *cursor) record(pos uint64) {
+func (c *Cursor) record(pos uint64) {
 	c.mu.Lock()
 	if c.known && pos <= c.acked {
 		c.mu.Unlock()
@@ -150,7 +151,7 @@ func (c *cursor) record(pos uint64) {
 }
 
 // takeHeld removes the held copies up to pos and returns the newest of them.
-func (c *cursor) takeHeld(pos uint64) jetstream.Msg {
+func (c *Cursor) takeHeld(pos uint64) jetstream.Msg {
 	n, _ := slices.BinarySearchFunc(c.held, pos+1, func(h heldMsg, seq uint64) int { return cmp.Compare(h.seq, seq) })
 	if n == 0 {
 		return nil
@@ -162,7 +163,7 @@ func (c *cursor) takeHeld(pos uint64) jetstream.Msg {
 
 // onCopy takes a copy from the consumer: acked at once when its event was
 // already flushed, else held until it is.
-func (c *cursor) onCopy(m jetstream.Msg) {
+func (c *Cursor) onCopy(m jetstream.Msg) {
 	meta, err := m.Metadata()
 	if err != nil {
 		return
@@ -182,7 +183,7 @@ func (c *cursor) onCopy(m jetstream.Msg) {
 
 // keep resets the consumer to the first known position, then takes its
 // copies until the stream ends.
-func (c *cursor) keep() {
+func (c *Cursor) keep() {
 	select {
 	case <-c.seat:
 	case <-c.keepCtx.Done():
@@ -198,7 +199,7 @@ func (c *cursor) keep() {
 		if err == nil {
 			break
 		}
-		c.srv.log.Debug("named cursor: waiting to store the position", "consumer", c.consumer, "err", err)
+		c.cs.cfg.Log.Debug("named cursor: waiting to store the position", "consumer", c.consumer, "err", err)
 		select {
 		case <-time.After(backoff):
 		case <-c.keepCtx.Done():
@@ -210,10 +211,10 @@ func (c *cursor) keep() {
 	}
 	cc, err := c.cons.Consume(c.onCopy, jetstream.PullMaxMessages(cursorPrefetch),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			c.srv.log.Debug("named cursor", "consumer", c.consumer, "err", err)
+			c.cs.cfg.Log.Debug("named cursor", "consumer", c.consumer, "err", err)
 		}))
 	if err != nil {
-		c.srv.log.Warn("named cursor: position kept only when the stream ends", "consumer", c.consumer, "err", err)
+		c.cs.cfg.Log.Warn("named cursor: position kept only when the stream ends", "consumer", c.consumer, "err", err)
 		<-c.keepCtx.Done()
 		return
 	}
@@ -222,16 +223,16 @@ func (c *cursor) keep() {
 }
 
 // save moves the consumer's ack floor to pos (and drops its pending copies).
-func (c *cursor) save(ctx context.Context, pos uint64) error {
+func (c *Cursor) save(ctx context.Context, pos uint64) error {
 	ctx, cancel := context.WithTimeout(ctx, cursorSaveTimeout)
 	defer cancel()
-	_, err := c.srv.hub.js.ResetConsumerToSequence(ctx, c.srv.cfg.Stream, c.consumer, pos+1)
+	_, err := c.cs.js.ResetConsumerToSequence(ctx, c.cs.cfg.Stream, c.consumer, pos+1)
 	return err
 }
 
-// finish stores the last flushed position exactly, then lets a connection
+// Finish stores the last flushed position exactly, then lets a connection
 // that takes the name over go on. Called once the stream has ended.
-func (c *cursor) finish() {
+func (c *Cursor) Finish() {
 	if c == nil {
 		return
 	}
@@ -244,9 +245,9 @@ func (c *cursor) finish() {
 	c.mu.Unlock()
 	if known {
 		if err := c.save(context.Background(), pos); err != nil {
-			c.srv.log.Warn("named cursor: last position not saved; the next connection may repeat a few events", "consumer", c.consumer, "pos", pos, "err", err)
+			c.cs.cfg.Log.Warn("named cursor: last position not saved; the next connection may repeat a few events", "consumer", c.consumer, "pos", pos, "err", err)
 		}
 	}
-	c.srv.takeovers.release(c)
+	c.cs.takeovers.release(c)
 	close(c.done)
 }

@@ -1,4 +1,4 @@
-package service
+package fanout
 
 import "sort"
 
@@ -6,7 +6,7 @@ import "sort"
 // bytes, so that most resumes never touch JetStream. It covers the range
 // (floor, head]: every served message in that range is in the ring.
 type ring struct {
-	frames   []*frame // circular
+	frames   []*Frame // circular
 	start, n int
 	bytes    int
 	maxBytes int
@@ -15,20 +15,20 @@ type ring struct {
 }
 
 func newRing(maxEvents, maxBytes int, head uint64) *ring {
-	return &ring{frames: make([]*frame, maxEvents), maxBytes: maxBytes, floor: head, head: head}
+	return &ring{frames: make([]*Frame, maxEvents), maxBytes: maxBytes, floor: head, head: head}
 }
 
-func (r *ring) at(i int) *frame { return r.frames[(r.start+i)%len(r.frames)] }
+func (r *ring) at(i int) *Frame { return r.frames[(r.start+i)%len(r.frames)] }
 
 // push appends f, evicting the oldest frames beyond the limits.
-func (r *ring) push(f *frame) {
-	for r.n > 0 && (r.n == len(r.frames) || r.bytes+f.size() > r.maxBytes) {
+func (r *ring) push(f *Frame) {
+	for r.n > 0 && (r.n == len(r.frames) || r.bytes+f.Size() > r.maxBytes) {
 		r.evict()
 	}
 	r.frames[(r.start+r.n)%len(r.frames)] = f
 	r.n++
-	r.bytes += f.size()
-	r.head = f.seq
+	r.bytes += f.Size()
+	r.head = f.Seq
 }
 
 func (r *ring) evict() {
@@ -36,8 +36,8 @@ func (r *ring) evict() {
 	r.frames[r.start] = nil
 	r.start = (r.start + 1) % len(r.frames)
 	r.n--
-	r.bytes -= old.size()
-	r.floor = old.seq
+	r.bytes -= old.Size()
+	r.floor = old.Seq
 }
 
 // reset empties the ring after the stream went back in sequence (it was
@@ -54,5 +54,5 @@ func (r *ring) covers(pos uint64) bool { return pos >= r.floor }
 
 // after returns the index of the first frame with seq > pos.
 func (r *ring) after(pos uint64) int {
-	return sort.Search(r.n, func(i int) bool { return r.at(i).seq > pos })
+	return sort.Search(r.n, func(i int) bool { return r.at(i).Seq > pos })
 }

@@ -1,16 +1,17 @@
-package service
+package fanout
 
 import (
 	"bytes"
 	"fmt"
+	"log/slog"
 	"testing"
 	"time"
 
-	"github.com/natsse/natsse/subjects"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // BenchmarkEncodeFrame encodes one event with a 100-byte payload into a
-// reused buffer: the per-message cost of the hub, which must not allocate.
+// reused buffer: the per-message cost of the core, which must not allocate.
 func BenchmarkEncodeFrame(b *testing.B) {
 	data := bytes.Repeat([]byte("x"), 100)
 	buf := make([]byte, 0, 256)
@@ -24,18 +25,18 @@ func BenchmarkEncodeFrame(b *testing.B) {
 	}
 }
 
-// benchHub is a hub with n live subscribers and no NATS: dispatch alone.
-func benchHub(b *testing.B, n int, subject func(i int) string) (*hub, []*subscriber) {
-	h := &hub{
-		cfg:     Config{}.WithDefaults(),
-		index:   subjects.NewIndex[*subscriber](),
-		metrics: newMetrics(&Server{}),
-		ring:    newRing(10_000, 64<<20, 0),
-	}
-	subs := make([]*subscriber, n)
+// benchCore is a core with n live subscribers and no NATS: dispatch alone.
+func benchCore(b *testing.B, n int, subject func(i int) string) (*Core, []*Subscriber) {
+	h := New(Config{
+		RingEvents: 10_000, RingBytes: 64 << 20, Log: slog.New(slog.DiscardHandler),
+		Dispatched: prometheus.NewCounter(prometheus.CounterOpts{Name: "dispatched"}),
+		Detached:   prometheus.NewCounter(prometheus.CounterOpts{Name: "detached"}),
+	})
+	h.Restart(0, false)
+	subs := make([]*Subscriber, n)
 	for i := range subs {
-		subs[i] = newSubscriber([]string{subject(i)}, false, 1<<30, "bench")
-		if _, ok := h.attachLive(subs[i]); !ok {
+		subs[i] = NewSubscriber([]string{subject(i)}, 1<<30)
+		if _, ok := h.AttachLive(subs[i]); !ok {
 			b.Fatal("attach failed")
 		}
 	}
@@ -58,33 +59,33 @@ func BenchmarkDispatch(b *testing.B) {
 	}
 	for _, tc := range cases {
 		b.Run(tc.name, func(b *testing.B) {
-			h, subs := benchHub(b, tc.n, tc.subject)
-			frames := make([]*frame, 1024)
+			h, subs := benchCore(b, tc.n, tc.subject)
+			frames := make([]*Frame, 1024)
 			for i := range frames {
-				frames[i] = newFrame(0, tc.publish(i), time.Time{}, nil, bytes.Repeat([]byte("x"), 100))
+				frames[i] = NewFrame(0, tc.publish(i), time.Time{}, nil, bytes.Repeat([]byte("x"), 100))
 			}
 			var seq uint64
 			// Warm up: the queues grow to their working size once; from
 			// then on each stream hands its drained queue back (take).
 			for i := range 64 {
 				seq++
-				frames[i].seq = seq
-				h.dispatch(0, frames[i])
+				frames[i].Seq = seq
+				h.Dispatch(1, frames[i])
 			}
 			for _, s := range subs {
-				s.take(s.queue[:0])
+				s.Take(s.queue[:0])
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; b.Loop(); i++ {
 				f := frames[i%len(frames)]
 				seq++
-				f.seq = seq
-				h.dispatch(0, f)
+				f.Seq = seq
+				h.Dispatch(1, f)
 				if i%64 == 63 {
 					b.StopTimer()
 					for _, s := range subs {
-						s.take(s.queue[:0])
+						s.Take(s.queue[:0])
 					}
 					b.StartTimer()
 				}

@@ -1,8 +1,9 @@
-package service
+package cursors
 
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -27,13 +28,13 @@ import (
 // replicas may both find nobody holding it and both run; the next connection
 // with the name closes both.
 type takeovers struct {
-	srv    *Server
+	log    *slog.Logger
 	nc     *nats.Conn
 	prefix string
 	ch     chan *nats.Msg
 
 	mu   sync.Mutex
-	held map[string]*cursor // by subject
+	held map[string]*Cursor // by subject
 }
 
 const (
@@ -45,12 +46,12 @@ const (
 	takeoverWait = 5 * time.Second
 )
 
-func newTakeovers(s *Server, nc *nats.Conn) *takeovers {
+func newTakeovers(stream string, nc *nats.Conn, log *slog.Logger) *takeovers {
 	return &takeovers{
-		srv: s, nc: nc,
-		prefix: "_natsse.durable." + s.cfg.Stream + ".",
+		log: log, nc: nc,
+		prefix: "_natsse.durable." + stream + ".",
 		ch:     make(chan *nats.Msg, 256),
-		held:   map[string]*cursor{},
+		held:   map[string]*Cursor{},
 	}
 }
 
@@ -64,14 +65,14 @@ func (t *takeovers) takeOver(ctx context.Context, consumer string) error {
 	case err == nil, errors.Is(err, nats.ErrNoResponders):
 		return nil
 	case ctx.Err() == nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)):
-		t.srv.log.Warn("named cursor: the connection holding it did not answer; taking it over anyway", "consumer", consumer)
+		t.log.Warn("named cursor: the connection holding it did not answer; taking it over anyway", "consumer", consumer)
 		return nil
 	}
 	return err
 }
 
 // hold makes c the holder of its name in this process.
-func (t *takeovers) hold(c *cursor) error {
+func (t *takeovers) hold(c *Cursor) error {
 	subject := t.prefix + c.consumer
 	ns, err := t.nc.ChanSubscribe(subject, t.ch)
 	if err != nil {
@@ -90,7 +91,7 @@ func (t *takeovers) hold(c *cursor) error {
 }
 
 // release ends c's hold; a newer holder of the name keeps it.
-func (t *takeovers) release(c *cursor) {
+func (t *takeovers) release(c *Cursor) {
 	if c.notices == nil {
 		return
 	}
@@ -128,8 +129,8 @@ func (t *takeovers) run(ctx context.Context) {
 // takenOver ends c's stream after a final flush (cutting the connection if
 // that takes longer than takeoverGrace) and returns once c's position is
 // saved.
-func (c *cursor) takenOver() {
-	c.sub.close()
+func (c *Cursor) takenOver() {
+	c.stop()
 	grace := time.NewTimer(takeoverGrace)
 	defer grace.Stop()
 	select {
@@ -137,18 +138,9 @@ func (c *cursor) takenOver() {
 		return
 	case <-grace.C:
 	}
-	c.srv.abortStream(c.sub)
+	c.abort()
 	select {
 	case <-c.done:
 	case <-time.After(takeoverWait):
-	}
-}
-
-// abortStream cuts a stream's connection, ending a write that waits on it.
-func (s *Server) abortStream(sub *subscriber) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if sub.abort != nil {
-		sub.abort()
 	}
 }

@@ -1,4 +1,4 @@
-package service
+package access
 
 import (
 	"context"
@@ -18,10 +18,10 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-// JWTConfig turns on access control when one key source is set: Secret,
+// Config turns on access control when one key source is set: Secret,
 // PublicKey or JWKSURL. Every stream request then needs a token whose
 // natsse claim allows its subjects.
-type JWTConfig struct {
+type Config struct {
 	// Secret verifies HS256 tokens, and nothing else.
 	Secret []byte
 	// PublicKey verifies tokens signed by its private half, with the one
@@ -47,11 +47,11 @@ type JWTConfig struct {
 }
 
 // Enabled reports whether a key source is set, i.e. tokens are required.
-func (c JWTConfig) Enabled() bool {
+func (c Config) Enabled() bool {
 	return len(c.Secret) > 0 || c.PublicKey != nil || c.JWKSURL != ""
 }
 
-func (c JWTConfig) withDefaults() JWTConfig {
+func (c Config) WithDefaults() Config {
 	if c.JWKSRefresh == 0 {
 		c.JWKSRefresh = 10 * time.Minute
 	}
@@ -64,7 +64,7 @@ func (c JWTConfig) withDefaults() JWTConfig {
 	return c
 }
 
-func (c JWTConfig) validate() error {
+func (c Config) Validate() error {
 	sources := 0
 	for _, set := range []bool{len(c.Secret) > 0, c.PublicKey != nil, c.JWKSURL != ""} {
 		if set {
@@ -150,17 +150,18 @@ func algorithmOf(key crypto.PublicKey) (string, error) {
 	return "", fmt.Errorf("a %T key is not supported; use RSA, ECDSA or Ed25519", key)
 }
 
-// verifier checks tokens: signature with a pinned algorithm, exp and nbf
+// Verifier checks tokens: signature with a pinned algorithm, exp and nbf
 // with the leeway, aud and iss when configured.
-type verifier struct {
-	cfg    JWTConfig
+type Verifier struct {
+	cfg    Config
+	log    *slog.Logger
 	parser *jwt.Parser
 	static *verificationKey // the secret or the public key
 	jwks   *jwks            // or the key set
 }
 
-// newVerifier returns nil when access control is off.
-func newVerifier(cfg JWTConfig, log *slog.Logger) (*verifier, error) {
+// New returns the verifier of cfg's tokens; nil when access control is off.
+func New(cfg Config, log *slog.Logger) (*Verifier, error) {
 	if !cfg.Enabled() {
 		return nil, nil
 	}
@@ -171,7 +172,7 @@ func newVerifier(cfg JWTConfig, log *slog.Logger) (*verifier, error) {
 	if cfg.Issuer != "" {
 		opts = append(opts, jwt.WithIssuer(cfg.Issuer))
 	}
-	v := &verifier{cfg: cfg, parser: jwt.NewParser(opts...)}
+	v := &Verifier{cfg: cfg, log: log, parser: jwt.NewParser(opts...)}
 	switch {
 	case len(cfg.Secret) > 0:
 		v.static = &verificationKey{alg: jwt.SigningMethodHS256.Alg(), key: cfg.Secret}
@@ -187,16 +188,32 @@ func newVerifier(cfg JWTConfig, log *slog.Logger) (*verifier, error) {
 	return v, nil
 }
 
-// AccessControl says who may subscribe, for the startup log: "anonymous",
-// or JWT with the algorithm or the JWKS URL.
-func (s *Server) AccessControl() string {
-	switch v := s.auth; {
+// Describe says who may subscribe, for the startup log: "anonymous" (v is
+// nil), or JWT with the algorithm or the JWKS URL.
+func (v *Verifier) Describe() string {
+	switch {
 	case v == nil:
 		return "anonymous"
 	case v.static != nil:
 		return "JWT " + v.static.alg
 	}
-	return "JWT, keys from " + s.cfg.JWT.JWKSURL
+	return "JWT, keys from " + v.cfg.JWKSURL
+}
+
+// Run keeps the JWKS current until ctx ends; without one it returns at once.
+func (v *Verifier) Run(ctx context.Context) {
+	if v != nil && v.jwks != nil {
+		v.jwks.run(ctx)
+	}
+}
+
+// Waiting says, while tokens cannot be verified yet, what for ("" once
+// they can): the first fetch of the JWKS.
+func (v *Verifier) Waiting() string {
+	if v == nil || v.jwks == nil || v.jwks.loaded() {
+		return ""
+	}
+	return "waiting for the JWKS at " + v.cfg.JWKSURL
 }
 
 // tokenClaims is a token's payload as natsse reads it.
@@ -210,12 +227,12 @@ type tokenClaims struct {
 
 // errKeysUnavailable means the JWKS was never fetched: whether a token is
 // valid cannot be told yet, which is transient (a soft refusal, not a 401).
-var errKeysUnavailable = errors.New("service: the JWKS has not been fetched yet")
+var errKeysUnavailable = errors.New("access: the JWKS has not been fetched yet")
 
 // verify checks a token and returns what it allows. Errors other than
 // errKeysUnavailable are sentences fit for a 401 detail; none of them
 // contains the token.
-func (v *verifier) verify(ctx context.Context, token string) (*claims, error) {
+func (v *Verifier) verify(ctx context.Context, token string) (*Claims, error) {
 	var tc tokenClaims
 	_, err := v.parser.ParseWithClaims(token, &tc, func(t *jwt.Token) (any, error) {
 		return v.key(ctx, t)
@@ -226,7 +243,7 @@ func (v *verifier) verify(ctx context.Context, token string) (*claims, error) {
 		}
 		return nil, errors.New(v.reason(err, &tc))
 	}
-	c := &claims{Subject: tc.Subject}
+	c := &Claims{Subject: tc.Subject}
 	if tc.ExpiresAt != nil {
 		c.Expires = tc.ExpiresAt.Time
 	}
@@ -238,7 +255,7 @@ func (v *verifier) verify(ctx context.Context, token string) (*claims, error) {
 }
 
 // key finds the key for t and refuses any algorithm but the key's own.
-func (v *verifier) key(ctx context.Context, t *jwt.Token) (any, error) {
+func (v *Verifier) key(ctx context.Context, t *jwt.Token) (any, error) {
 	k := v.static
 	if k == nil {
 		kid, _ := t.Header["kid"].(string)
@@ -259,7 +276,7 @@ type keyError string
 func (e keyError) Error() string { return string(e) }
 
 // reason words a verification error as the 401 detail.
-func (v *verifier) reason(err error, tc *tokenClaims) string {
+func (v *Verifier) reason(err error, tc *tokenClaims) string {
 	var ke keyError
 	switch {
 	case errors.As(err, &ke):

@@ -1,4 +1,4 @@
-package service
+package fanout
 
 import (
 	"bytes"
@@ -20,11 +20,11 @@ const (
 	eventExpired = "expired"
 )
 
-// frame is one stored message, encoded once and shared by every connection
-// that receives it.
-type frame struct {
-	seq     uint64
-	subject string
+// Frame is one stored message, encoded once and shared by every SSE stream
+// that receives it. Seq and Subject are read-only.
+type Frame struct {
+	Seq     uint64 // the JetStream stream sequence: the event's id
+	Subject string
 	sse     []byte // the event as SSE bytes, ready to write
 
 	// What the JSON envelope needs; encoded on first use only.
@@ -35,27 +35,28 @@ type frame struct {
 	envelope []byte
 }
 
-func newFrame(seq uint64, subject string, t time.Time, header nats.Header, data []byte) *frame {
-	f := &frame{seq: seq, subject: subject, time: t, header: header, data: data}
+// NewFrame encodes a message as an SSE event, once.
+func NewFrame(seq uint64, subject string, t time.Time, header nats.Header, data []byte) *Frame {
+	f := &Frame{Seq: seq, Subject: subject, time: t, header: header, data: data}
 	f.sse = appendEvent(make([]byte, 0, eventSize(header, data)), seq, eventName(header), data)
 	return f
 }
 
-// bytes returns the frame as written for a connection that asked for the
+// Bytes returns the frame as written for an SSE stream that asked for the
 // envelope or not.
-func (f *frame) bytes(envelope bool) []byte {
+func (f *Frame) Bytes(envelope bool) []byte {
 	if !envelope {
 		return f.sse
 	}
 	f.envOnce.Do(func() {
-		f.envelope = appendEvent(nil, f.seq, eventName(f.header), f.envelopeJSON())
+		f.envelope = appendEvent(nil, f.Seq, eventName(f.header), f.envelopeJSON())
 	})
 	return f.envelope
 }
 
-// size is what the frame costs the ring, roughly.
-func (f *frame) size() int {
-	return len(f.sse) + len(f.data) + len(f.subject) + 128
+// Size is what the frame costs the ring, roughly.
+func (f *Frame) Size() int {
+	return len(f.sse) + len(f.data) + len(f.Subject) + 128
 }
 
 func eventName(h nats.Header) string {
@@ -146,8 +147,8 @@ type envelope struct {
 	Data    json.RawMessage     `json:"data"`
 }
 
-func (f *frame) envelopeJSON() []byte {
-	env := envelope{Subject: f.subject, Seq: f.seq, Time: f.time.UTC(), Headers: map[string][]string(f.header)}
+func (f *Frame) envelopeJSON() []byte {
+	env := envelope{Subject: f.Subject, Seq: f.Seq, Time: f.time.UTC(), Headers: map[string][]string(f.header)}
 	if env.Headers == nil {
 		env.Headers = map[string][]string{}
 	}
@@ -166,9 +167,9 @@ func (f *frame) envelopeJSON() []byte {
 	return out
 }
 
-// resetEvent tells a client that its position is gone; id moves its cursor
+// ResetEvent tells a client that its position is gone; id moves its cursor
 // to a valid place so that a reconnect does not repeat the reset.
-func resetEvent(id, requested, first uint64) []byte {
+func ResetEvent(id, requested, first uint64) []byte {
 	b := []byte("id: ")
 	b = strconv.AppendUint(b, id, 10)
 	b = append(b, "\nevent: reset\ndata: {\"requested\":"...)
@@ -177,3 +178,19 @@ func resetEvent(id, requested, first uint64) []byte {
 	b = strconv.AppendUint(b, first, 10)
 	return append(b, "}\n\n"...)
 }
+
+// ExpiredEvent tells the page that its token expired: it opens a new
+// EventSource with a fresh token and lastEventId. There is no id line, so
+// the client's position stays at the last event it got.
+func ExpiredEvent(exp time.Time) []byte {
+	return []byte("event: expired\ndata: {\"exp\":" + strconv.FormatInt(exp.Unix(), 10) + "}\n\n")
+}
+
+// RetryLine sets the client's reconnection delay.
+func RetryLine(d time.Duration) []byte {
+	return []byte("retry: " + strconv.FormatInt(d.Milliseconds(), 10) + "\n\n")
+}
+
+// Heartbeat is the comment line that keeps an idle SSE stream alive; it is
+// shared, never modified.
+var Heartbeat = []byte(":\n\n")

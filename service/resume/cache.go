@@ -1,21 +1,23 @@
-package service
+package resume
 
 import (
 	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/natsse/natsse/service/fanout"
 )
 
-// replayCache shares what replays read from JetStream between streams that
+// Cache shares what replays read from JetStream between SSE streams that
 // resume on the same subjects. After a mass disconnect thousands of clients
 // resume from nearly the same position; without it each one reads the same
 // messages through a consumer of its own, and NATS and natsse spend their
 // CPU on the same messages over and over (S6 in BENCHMARKS.md). With it, one
 // stream reads and the others follow it from memory, as from the ring.
-type replayCache struct {
+type Cache struct {
 	mu       sync.Mutex
-	runs     map[string][]*replayRun // by filter key
+	runs     map[string][]*Run // by filter key
 	bytes    int
 	maxBytes int
 	clock    uint64
@@ -26,12 +28,12 @@ type replayCache struct {
 // share within seconds, and memory held after it helps nobody.
 const replayIdle = time.Minute
 
-// replayRun is what one filter set's replays have read: every message that
+// Run is what one filter set's replays have read: every message that
 // matches the filters with a sequence in (from, to] is in frames, in order.
-type replayRun struct {
+type Run struct {
 	key      string
 	from, to uint64
-	frames   []*frame
+	frames   []*fanout.Frame
 	bytes    int
 	reading  bool          // a stream is extending it from JetStream
 	changed  chan struct{} // closed (and replaced) when to grows or reading ends
@@ -40,23 +42,23 @@ type replayRun struct {
 	evicted  bool
 }
 
-func newReplayCache(maxBytes int) *replayCache {
-	return &replayCache{runs: map[string][]*replayRun{}, maxBytes: maxBytes}
+func newCache(maxBytes int) *Cache {
+	return &Cache{runs: map[string][]*Run{}, maxBytes: maxBytes}
 }
 
-// filterKey names a set of replay filters.
-func filterKey(filters []string) string {
+// FilterKey names a set of replay filters.
+func FilterKey(filters []string) string {
 	f := slices.Clone(filters)
 	slices.Sort(f)
 	return strings.Join(f, " ")
 }
 
-// lookup answers a stream at pos in one of three ways: frames after pos that
+// Lookup answers an SSE stream at pos in one of three ways: frames after pos that
 // a run holds (at most budget; next is the position they bring the stream
 // to), a channel to wait on because another stream is reading exactly at
 // pos, or a run the caller must extend from JetStream (it then reads for
 // everybody, and calls extend and release).
-func (c *replayCache) lookup(key string, pos uint64, dst []*frame, budget int) (frames []*frame, next uint64, wait <-chan struct{}, read *replayRun) {
+func (c *Cache) Lookup(key string, pos uint64, dst []*fanout.Frame, budget int) (frames []*fanout.Frame, next uint64, wait <-chan struct{}, read *Run) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.clock++
@@ -65,16 +67,16 @@ func (c *replayCache) lookup(key string, pos uint64, dst []*frame, budget int) (
 		c.swept = now
 		c.dropIdle(now)
 	}
-	var idle *replayRun
+	var idle *Run
 	for _, r := range c.runs[key] {
 		switch {
 		case r.from <= pos && pos < r.to:
 			r.used, r.usedAt = c.clock, now
-			i, _ := slices.BinarySearchFunc(r.frames, pos+1, func(f *frame, seq uint64) int {
+			i, _ := slices.BinarySearchFunc(r.frames, pos+1, func(f *fanout.Frame, seq uint64) int {
 				switch {
-				case f.seq < seq:
+				case f.Seq < seq:
 					return -1
-				case f.seq > seq:
+				case f.Seq > seq:
 					return 1
 				}
 				return 0
@@ -82,7 +84,7 @@ func (c *replayCache) lookup(key string, pos uint64, dst []*frame, budget int) (
 			end := min(len(r.frames), i+budget)
 			dst = append(dst, r.frames[i:end]...)
 			if end < len(r.frames) {
-				return dst, r.frames[end-1].seq, nil, nil
+				return dst, r.frames[end-1].Seq, nil, nil
 			}
 			return dst, r.to, nil, nil
 		case r.to == pos && r.reading:
@@ -95,7 +97,7 @@ func (c *replayCache) lookup(key string, pos uint64, dst []*frame, budget int) (
 		return dst, pos, wait, nil
 	}
 	if idle == nil {
-		idle = &replayRun{key: key, from: pos, to: pos, changed: make(chan struct{})}
+		idle = &Run{key: key, from: pos, to: pos, changed: make(chan struct{})}
 		c.runs[key] = append(c.runs[key], idle)
 	}
 	idle.reading = true
@@ -103,18 +105,18 @@ func (c *replayCache) lookup(key string, pos uint64, dst []*frame, budget int) (
 	return dst, pos, nil, idle
 }
 
-// extend adds what the reader of r read: frames, all of the matching
+// Extend adds what the reader of r read: frames, all of the matching
 // messages up to to.
-func (c *replayCache) extend(r *replayRun, frames []*frame, to uint64) {
+func (c *Cache) Extend(r *Run, frames []*fanout.Frame, to uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if r.evicted || to <= r.to {
 		return
 	}
 	for _, f := range frames {
-		if f.seq > r.to {
+		if f.Seq > r.to {
 			r.frames = append(r.frames, f)
-			n := f.size()
+			n := f.Size()
 			r.bytes += n
 			c.bytes += n
 		}
@@ -125,8 +127,8 @@ func (c *replayCache) extend(r *replayRun, frames []*frame, to uint64) {
 	c.evict(r)
 }
 
-// release ends r's reading; a stream waiting at its end reads next.
-func (c *replayCache) release(r *replayRun) {
+// Release ends r's reading; a stream waiting at its end reads next.
+func (c *Cache) Release(r *Run) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	r.reading = false
@@ -136,9 +138,9 @@ func (c *replayCache) release(r *replayRun) {
 	}
 }
 
-// coveredElsewhere reports whether a run other than r already holds pos:
+// CoveredElsewhere reports whether a run other than r already holds pos:
 // r's reader can stop and follow it instead of reading the same messages.
-func (c *replayCache) coveredElsewhere(r *replayRun, pos uint64) bool {
+func (c *Cache) CoveredElsewhere(r *Run, pos uint64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, o := range c.runs[r.key] {
@@ -149,8 +151,8 @@ func (c *replayCache) coveredElsewhere(r *replayRun, pos uint64) bool {
 	return false
 }
 
-// reset forgets everything, for a stream whose sequences started over.
-func (c *replayCache) reset() {
+// Reset forgets everything, for a stream whose sequences started over.
+func (c *Cache) Reset() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, runs := range c.runs {
@@ -159,11 +161,11 @@ func (c *replayCache) reset() {
 			r.notify()
 		}
 	}
-	c.runs = map[string][]*replayRun{}
+	c.runs = map[string][]*Run{}
 	c.bytes = 0
 }
 
-func (r *replayRun) notify() {
+func (r *Run) notify() {
 	close(r.changed)
 	r.changed = make(chan struct{})
 }
@@ -171,9 +173,9 @@ func (r *replayRun) notify() {
 // evict keeps the cache within maxBytes: whole runs, least recently used
 // first; a run being read loses its oldest frames instead, so readers
 // keep going.
-func (c *replayCache) evict(keep *replayRun) {
+func (c *Cache) evict(keep *Run) {
 	for c.bytes > c.maxBytes {
-		var lru *replayRun
+		var lru *Run
 		for _, runs := range c.runs {
 			for _, r := range runs {
 				if r != keep && !r.reading && (lru == nil || r.used < lru.used) {
@@ -191,11 +193,11 @@ func (c *replayCache) evict(keep *replayRun) {
 			return
 		}
 		for _, f := range keep.frames[:n] {
-			sz := f.size()
+			sz := f.Size()
 			keep.bytes -= sz
 			c.bytes -= sz
 		}
-		keep.from = keep.frames[n-1].seq
+		keep.from = keep.frames[n-1].Seq
 		keep.frames = slices.Delete(keep.frames, 0, n)
 		if len(keep.frames) == 0 {
 			keep.from = keep.to
@@ -205,8 +207,8 @@ func (c *replayCache) evict(keep *replayRun) {
 }
 
 // dropIdle drops the runs nobody read from or extended for replayIdle.
-func (c *replayCache) dropIdle(now time.Time) {
-	var idle []*replayRun
+func (c *Cache) dropIdle(now time.Time) {
+	var idle []*Run
 	for _, runs := range c.runs {
 		for _, r := range runs {
 			if !r.reading && now.Sub(r.usedAt) > replayIdle {
@@ -219,7 +221,7 @@ func (c *replayCache) dropIdle(now time.Time) {
 	}
 }
 
-func (c *replayCache) drop(r *replayRun) {
+func (c *Cache) drop(r *Run) {
 	runs := c.runs[r.key]
 	if i := slices.Index(runs, r); i >= 0 {
 		runs = slices.Delete(runs, i, i+1)

@@ -1,0 +1,123 @@
+package service
+
+import (
+	"net/netip"
+	"sync"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/natsse/natsse/service/refusal"
+)
+
+// registry counts the open SSE streams, in total and per client address,
+// and ends them: one at a time (a takeover), all after a final flush (a
+// recreated stream, Drain) or all at once (Close).
+type registry struct {
+	max, perClientMax int
+	clientLimit       prometheus.Counter
+
+	open     atomic.Int64
+	done     sync.WaitGroup
+	mu       sync.Mutex
+	draining bool
+	streams  map[*sseStream]struct{}
+	// perClient counts open streams by client address, under mu.
+	perClient map[netip.Addr]int
+}
+
+func newRegistry(max, perClient int, clientLimit prometheus.Counter) *registry {
+	return &registry{max: max, perClientMax: perClient, clientLimit: clientLimit,
+		streams: map[*sseStream]struct{}{}, perClient: map[netip.Addr]int{}}
+}
+
+// add counts a new stream, unless the server is draining or full, or the
+// client already has its share of streams: then the soft refusal.
+func (g *registry) add(ss *sseStream) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.draining || g.open.Load() >= int64(g.max) {
+		return refusal.ErrSoft
+	}
+	if g.perClient[ss.client] >= g.perClientMax {
+		g.clientLimit.Inc()
+		return refusal.ErrSoft
+	}
+	g.perClient[ss.client]++
+	g.streams[ss] = struct{}{}
+	g.open.Add(1)
+	g.done.Add(1)
+	return nil
+}
+
+func (g *registry) remove(ss *sseStream) {
+	g.mu.Lock()
+	delete(g.streams, ss)
+	if g.perClient[ss.client]--; g.perClient[ss.client] <= 0 {
+		delete(g.perClient, ss.client)
+	}
+	g.mu.Unlock()
+	g.open.Add(-1)
+	g.done.Done()
+}
+
+func (g *registry) count() int64 { return g.open.Load() }
+
+func (g *registry) wait() { g.done.Wait() }
+
+func (g *registry) isDraining() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.draining
+}
+
+// setAbort gives ss the way to cut its connection, once it has one.
+func (g *registry) setAbort(ss *sseStream, abort func()) {
+	g.mu.Lock()
+	ss.abort = abort
+	g.mu.Unlock()
+}
+
+// abort cuts a stream's connection, ending a write that waits on it.
+func (g *registry) abort(ss *sseStream) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if ss.abort != nil {
+		ss.abort()
+	}
+}
+
+// closeNow ends every stream at once and refuses new ones.
+func (g *registry) closeNow() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.draining = true
+	for ss := range g.streams {
+		ss.sub.Close()
+		if ss.abort != nil {
+			ss.abort()
+		}
+	}
+}
+
+// closeAll ends every open stream after a final flush; their clients
+// reconnect with their Last-Event-ID.
+func (g *registry) closeAll() {
+	for _, ss := range g.list(false) {
+		ss.sub.Close()
+	}
+}
+
+// drain refuses new streams from now on and returns the open ones.
+func (g *registry) drain() []*sseStream { return g.list(true) }
+
+func (g *registry) list(drain bool) []*sseStream {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.draining = g.draining || drain
+	out := make([]*sseStream, 0, len(g.streams))
+	for ss := range g.streams {
+		out = append(out, ss)
+	}
+	return out
+}

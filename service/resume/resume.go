@@ -1,0 +1,78 @@
+// Package resume is what resuming SSE streams of one JetStream stream share
+// when the ring no longer holds their position (docs/protocol.md,
+// "Resuming"): a bounded number of replay slots (each a short-lived
+// JetStream consumer; other resumes wait their turn with their SSE stream
+// open), a cache through which resumes on the same subjects share what one
+// of them reads, and the stream's bounds, read once for a storm of resumes,
+// against which requested positions are checked ("Reset").
+package resume
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Config sizes a Resumer.
+type Config struct {
+	// Stream names the JetStream stream.
+	Stream string
+	// Concurrency bounds concurrent replays; CacheBytes the replay cache.
+	Concurrency, CacheBytes int
+}
+
+// Resumer serves the resumes of one JetStream stream.
+type Resumer struct {
+	js     jetstream.JetStream
+	stream string
+	slots  chan struct{}
+	cache  *Cache
+
+	boundsMu       sync.Mutex
+	boundsInflight *boundsCall
+}
+
+// New returns the resumer of cfg.Stream.
+func New(cfg Config, js jetstream.JetStream) *Resumer {
+	return &Resumer{js: js, stream: cfg.Stream, slots: make(chan struct{}, cfg.Concurrency), cache: newCache(cfg.CacheBytes)}
+}
+
+// Slots takes a replay slot when a send on it succeeds; Release gives it
+// back. A channel, so that a stream can wait for one while it keeps its
+// client alive and notices its end.
+func (r *Resumer) Slots() chan<- struct{} { return r.slots }
+
+// Release gives back a slot taken from Slots.
+func (r *Resumer) Release() { <-r.slots }
+
+// Cache is what replays read, shared.
+func (r *Resumer) Cache() *Cache { return r.cache }
+
+// Consumer creates an ephemeral, unacknowledged, in-memory consumer on
+// filters starting after pos, or at since when it is set.
+func (r *Resumer) Consumer(ctx context.Context, filters []string, pos uint64, since *time.Time) (jetstream.Consumer, error) {
+	cfg := jetstream.ConsumerConfig{
+		AckPolicy:         jetstream.AckNonePolicy,
+		MemoryStorage:     true,
+		Replicas:          1,
+		InactiveThreshold: 30 * time.Second,
+		FilterSubjects:    filters,
+		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:       pos + 1,
+	}
+	if since != nil {
+		cfg.DeliverPolicy, cfg.OptStartSeq, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, 0, since
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return r.js.CreateConsumer(ctx, r.stream, cfg)
+}
+
+// Delete removes a replay consumer; the server would after 30 s anyway.
+func (r *Resumer) Delete(cons jetstream.Consumer) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = r.js.DeleteConsumer(ctx, r.stream, cons.CachedInfo().Name)
+}

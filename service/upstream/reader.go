@@ -1,0 +1,229 @@
+// Package upstream reads one JetStream stream into its fan-out core: one
+// ordered consumer per process, filtered to the served subjects and started
+// at the stream's end. It restarts the consumer where it stopped after a
+// stall or a move to another NATS server (the core keeps its ring and its
+// live subscribers), starts over when the stream was deleted and created
+// again (the core drops both, Config.Recreated closes the SSE streams), and
+// keeps readiness current: whether the stream answers, and whether the NATS
+// server natsse is connected to can deliver anything new at all
+// (docs/protocol.md, "Operations").
+package upstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/natsse/natsse/service/fanout"
+	"github.com/natsse/natsse/subjects"
+)
+
+// Config is what a Reader reads and whom it tells.
+type Config struct {
+	// Stream names the JetStream stream.
+	Stream string
+	// Subjects are the subjects served over HTTP; empty: the stream's own.
+	Subjects []string
+	// Create, when set, creates the stream when it is missing.
+	Create *jetstream.StreamConfig
+	Log    *slog.Logger
+	// Recreated is called when the stream was deleted and created again,
+	// after the upstream restarted: its clients must come back with their
+	// Last-Event-ID and get a reset (docs/protocol.md, "Reset").
+	Recreated func()
+}
+
+// Reader is the upstream of one JetStream stream.
+type Reader struct {
+	cfg  Config
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	core *fanout.Core
+
+	served atomic.Pointer[Served] // nil until the stream was found
+	ready  atomic.Bool            // stream reachable right now
+	// stuck says why the upstream cannot deliver through the NATS server
+	// natsse is connected to (nil: it can); see watch.
+	stuck atomic.Pointer[string]
+	// failing is when the upstream consumer reported an error (missed
+	// heartbeats, mostly) not followed by a message since (unix ns; 0:
+	// none).
+	failing atomic.Int64
+	// backoff is how long a problem must last before natsse moves to
+	// another server (only watch uses it).
+	backoff time.Duration
+
+	started     chan struct{} // closed once the stream was found
+	startedOnce sync.Once
+	// known and created identify the stream being served (only the Run
+	// goroutine touches them): a stream deleted and created again under the
+	// same name starts its sequences over.
+	known   bool
+	created time.Time
+}
+
+// New returns the reader of cfg.Stream that feeds core; it reads once Run
+// runs.
+func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, core *fanout.Core) *Reader {
+	return &Reader{cfg: cfg, nc: nc, js: js, core: core, started: make(chan struct{}), backoff: moveAfter}
+}
+
+// Started is closed once the stream was found.
+func (u *Reader) Started() <-chan struct{} { return u.started }
+
+// Served is what the stream serves; nil until it was found.
+func (u *Reader) Served() *Served { return u.served.Load() }
+
+// Run finds (or creates) the stream, consumes it until ctx ends, and keeps
+// readiness current. It returns when ctx is done.
+func (u *Reader) Run(ctx context.Context) {
+	for ctx.Err() == nil {
+		var cc jetstream.ConsumeContext
+		for backoff := time.Duration(0); ; backoff = min(max(2*backoff, 250*time.Millisecond), 5*time.Second) {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			var err error
+			if cc, err = u.start(ctx); err == nil {
+				break
+			}
+			u.cfg.Log.Warn("waiting for the stream", "stream", u.cfg.Stream, "err", err)
+		}
+		end := u.watch(ctx)
+		// A consumer in the middle of a reset holds its lock until the
+		// request it waits for times out (10s): don't wait for it. The
+		// generation check in Dispatch drops what it might still deliver.
+		go cc.Stop()
+		switch end {
+		case upstreamRecreated:
+			u.cfg.Log.Warn("the stream was deleted and created again: its sequences start over; closing open streams so that clients resume from their positions", "stream", u.cfg.Stream)
+		case upstreamStalled:
+			u.cfg.Log.Warn("the upstream consumer stopped delivering; starting it again from where it stopped", "stream", u.cfg.Stream)
+		}
+	}
+}
+
+// start looks up the stream and begins the upstream consumer after the
+// last message the core has (at the stream's end, for a new stream).
+func (u *Reader) start(ctx context.Context) (jetstream.ConsumeContext, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	jsStream, err := u.lookup(ctx)
+	if err != nil {
+		return nil, err
+	}
+	info := jsStream.CachedInfo()
+	served := newServed(info.Config.Subjects, u.cfg.Subjects)
+	recreated := u.known && !info.Created.Equal(u.created)
+	if !u.known || recreated {
+		u.known, u.created = true, info.Created
+	}
+	gen, next := u.core.Restart(info.State.LastSeq, recreated)
+	if recreated && u.cfg.Recreated != nil {
+		u.cfg.Recreated()
+	}
+	cons, err := jsStream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: served.filters,
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    next,
+		// One attempt per reset: a consumer retrying on its own holds its
+		// lock (and Stop) for as long as it retries, while the reader starts
+		// a fresh upstream anyway when this one keeps failing (watch).
+		MaxResetAttempts: 1,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("upstream consumer: %w", err)
+	}
+	// Short pulls with 1 s heartbeats: the upstream consumer lives on one
+	// server of the stream, and when that server goes away only missed
+	// heartbeats tell; with the defaults live delivery paused ~10 s
+	// (TestClusterUpstreamHostLoss), now ~2 s.
+	u.failing.Store(0)
+	cc, err := cons.Consume(func(m jetstream.Msg) { u.onMessage(gen, served, m) }, jetstream.PullExpiry(upstreamExpiry), jetstream.PullHeartbeat(upstreamHeartbeat),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			u.cfg.Log.Debug("upstream", "err", err)
+			u.core.IfCurrent(gen, func() { u.failing.CompareAndSwap(0, time.Now().UnixNano()) })
+		}))
+	if err != nil {
+		return nil, fmt.Errorf("upstream consume: %w", err)
+	}
+	u.served.Store(served)
+	u.stuck.Store(nil)
+	u.ready.Store(true)
+	u.startedOnce.Do(func() { close(u.started) })
+	u.cfg.Log.Info("serving stream", "stream", u.cfg.Stream, "subjects", served.served, "from_seq", next, "nats_server", u.nc.ConnectedServerName())
+	return cc, nil
+}
+
+// lookup returns the stream, creating it when configured to.
+func (u *Reader) lookup(ctx context.Context) (jetstream.Stream, error) {
+	jsStream, err := u.js.Stream(ctx, u.cfg.Stream)
+	if err == nil || !errors.Is(err, jetstream.ErrStreamNotFound) || u.cfg.Create == nil {
+		return jsStream, err
+	}
+	jsStream, err = u.js.CreateStream(ctx, *u.cfg.Create)
+	if err == nil {
+		u.cfg.Log.Info("created stream", "stream", u.cfg.Stream, "subjects", u.cfg.Create.Subjects)
+	}
+	return jsStream, err
+}
+
+// onMessage encodes one upstream message and hands it to the core, which
+// never blocks on a subscriber.
+func (u *Reader) onMessage(gen uint64, served *Served, m jetstream.Msg) {
+	meta, err := m.Metadata()
+	if err != nil {
+		return
+	}
+	if served.filters == nil && !subjects.MatchAny(served.served, m.Subject()) {
+		return
+	}
+	f := fanout.NewFrame(meta.Sequence.Stream, m.Subject(), meta.Timestamp, m.Headers(), m.Data())
+	if u.core.Dispatch(gen, f) && u.failing.Load() != 0 {
+		u.failing.Store(0) // progress
+	}
+}
+
+// The upstream's pull requests: see start.
+const (
+	upstreamExpiry    = 4 * time.Second
+	upstreamHeartbeat = time.Second
+)
+
+// Served is what a stream serves over HTTP, as found when the upstream
+// started.
+type Served struct {
+	subjects []string // the stream's subjects
+	served   []string // what HTTP may ask for
+	filters  []string // upstream and replay filters (no overlaps; nil: all)
+}
+
+func newServed(streamSubjects, configured []string) *Served {
+	s := &Served{subjects: streamSubjects, served: configured}
+	if len(s.served) == 0 {
+		s.served = streamSubjects
+	}
+	s.filters = subjects.Filters(s.served)
+	return s
+}
+
+// Serves reports whether pattern lies inside the served subjects and the
+// stream's subjects.
+func (s *Served) Serves(pattern string) bool {
+	return subjects.InsideAny(pattern, s.served) && subjects.InsideAny(pattern, s.subjects)
+}
+
+// Subjects are the served subjects, for a 404's detail.
+func (s *Served) Subjects() []string { return s.served }
+
+// Filters are the consumer filters of everything served; nil: no filter.
+func (s *Served) Filters() []string { return s.filters }

@@ -1,0 +1,156 @@
+package upstream
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// upstreamEnd is why watch returned: what the upstream must do next.
+type upstreamEnd int
+
+const (
+	upstreamDone      upstreamEnd = iota // ctx ended
+	upstreamRecreated                    // the stream was deleted and created again: start over
+	upstreamStalled                      // the consumer stopped delivering: start it again
+	upstreamMoved                        // natsse moved to another NATS server: start it there
+)
+
+// How fast the upstream notices that it cannot deliver: the stream is
+// checked every watchEvery; a problem that lasts moveAfter makes natsse
+// move to another NATS server (or restart a stalled consumer), and each
+// move that does not help doubles the wait, up to moveAfterMax, so that a
+// cluster down as a whole is not hammered.
+const (
+	watchEvery   = time.Second
+	watchTimeout = 2 * time.Second
+	moveAfter    = 3 * time.Second
+	moveAfterMax = 30 * time.Second
+	// peerSilence: a stream leader that has heard nothing from a replica
+	// for longer (Raft heartbeats are every second) has lost that replica.
+	peerSilence = 3 * time.Second
+)
+
+// watch keeps readiness current and notices an upstream that cannot
+// deliver. A server cut off from the rest of its cluster still answers for
+// the stream (itself, once its replica has no leader) while nothing new
+// reaches it, and a half-dead connection answers nothing: either way natsse
+// moves to another server of the pool instead of waiting for the partition
+// to heal. It returns what the upstream must do next.
+func (u *Reader) watch(ctx context.Context) upstreamEnd {
+	t := time.NewTicker(watchEvery)
+	defer t.Stop()
+	var badSince time.Time // first failed check on this server
+	for {
+		select {
+		case <-ctx.Done():
+			return upstreamDone
+		case <-t.C:
+		}
+		if !u.nc.IsConnected() {
+			// nats.go is reconnecting; the new server gets checked afresh.
+			u.ready.Store(false)
+			u.setStuck("NATS connection lost; reconnecting")
+			badSince = time.Time{}
+			continue
+		}
+		c, cancel := context.WithTimeout(ctx, watchTimeout)
+		jsStream, err := u.lookup(c)
+		cancel()
+		problem := ""
+		switch {
+		case err != nil:
+			problem = fmt.Sprintf("NATS server %s does not answer for the stream: %v", u.nc.ConnectedServerName(), err)
+			if u.ready.Load() {
+				u.cfg.Log.Warn("stream unreachable", "stream", u.cfg.Stream, "err", err)
+			}
+		case !jsStream.CachedInfo().Created.Equal(u.created):
+			u.ready.Store(false)
+			return upstreamRecreated
+		default:
+			if p := servingProblem(jsStream.CachedInfo(), peerSilence); p != "" {
+				problem = fmt.Sprintf("NATS server %s cannot serve the stream: %s", u.nc.ConnectedServerName(), p)
+			}
+		}
+		if err == nil && !u.ready.Load() {
+			u.cfg.Log.Info("stream reachable again", "stream", u.cfg.Stream)
+		}
+		u.ready.Store(err == nil)
+
+		now := time.Now()
+		if problem == "" {
+			badSince = time.Time{}
+			u.backoff = moveAfter
+		} else if badSince.IsZero() {
+			badSince = now
+		}
+		if problem == "" {
+			if f := u.failing.Load(); f != 0 {
+				problem = "the upstream consumer stopped delivering (missed heartbeats)"
+				if now.Sub(time.Unix(0, f)) >= moveAfter {
+					u.setStuck(problem)
+					return upstreamStalled
+				}
+			}
+		}
+		u.setStuck(problem)
+		if !badSince.IsZero() && now.Sub(badSince) >= u.backoff && len(u.nc.Servers()) > 1 {
+			from := u.nc.ConnectedServerName()
+			if err := u.nc.ForceReconnect(); err == nil {
+				u.cfg.Log.Warn("moving to another NATS server", "from", from, "why", problem, "next_move_after", min(2*u.backoff, moveAfterMax).String())
+				u.backoff = min(2*u.backoff, moveAfterMax)
+				return upstreamMoved
+			}
+		}
+	}
+}
+
+// servingProblem says why the stream, as the server natsse is connected
+// to reports it, cannot deliver anything new through that server ("" when
+// it can). A replica without a leader stores nothing new; neither does a
+// leader that no longer hears from a quorum of its replicas (cut off, it
+// keeps believing it leads for 10 to 20 s while the others elect another).
+func servingProblem(info *jetstream.StreamInfo, silence time.Duration) string {
+	ci := info.Cluster
+	if ci == nil || len(ci.Replicas) == 0 && ci.Leader != "" {
+		return "" // not clustered, or a single replica
+	}
+	if ci.Leader == "" {
+		return "the stream has no leader there (cut off from the rest of the cluster, or an election)"
+	}
+	heard := 1 // the leader itself
+	for _, p := range ci.Replicas {
+		if !p.Offline && p.Active <= silence {
+			heard++
+		}
+	}
+	if size := len(ci.Replicas) + 1; heard < size/2+1 {
+		return fmt.Sprintf("the stream's leader %s has heard from %d of its %d replicas within %s (cut off from the rest of the cluster)", ci.Leader, heard-1, size-1, silence)
+	}
+	return ""
+}
+
+func (u *Reader) setStuck(why string) {
+	if why == "" {
+		u.stuck.Store(nil)
+		return
+	}
+	u.stuck.Store(&why)
+}
+
+// Ready says whether NATS and the stream are reachable.
+func (u *Reader) Ready() bool { return u.ready.Load() && u.nc.IsConnected() }
+
+// Delivering says whether the upstream can deliver right now: a server
+// that merely answers for the stream is not enough.
+func (u *Reader) Delivering() bool { return u.stuck.Load() == nil && u.nc.IsConnected() }
+
+// Stuck says why the upstream cannot deliver, for /readyz.
+func (u *Reader) Stuck() string {
+	if why := u.stuck.Load(); why != nil {
+		return *why
+	}
+	return "NATS connection lost; reconnecting"
+}
