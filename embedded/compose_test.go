@@ -182,6 +182,10 @@ func TestComposeServices(t *testing.T) {
 		// compose's hostnames, unless the process shape says otherwise
 		`server natsse1 "${NATSSE1_ADDR-natsse1:8080}"`,
 		`server natsse2 "${NATSSE2_ADDR-natsse2:8080}"`,
+		// never a 503 of HAProxy's own, on which EventSource gives up
+		"option allbackups",
+		`server natsse1-unready "${NATSSE1_ADDR-natsse1:8080}" backup no-check`,
+		`server natsse2-unready "${NATSSE2_ADDR-natsse2:8080}" backup no-check`,
 	} {
 		if !strings.Contains(cfg, want) {
 			t.Errorf("%s has no %q:\n%s", file, want, cfg)
