@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -165,11 +164,6 @@ func (n *testNet) cut(host, network string) {
 	n.ip("-n", n.ns("hub"), "link", "set", n.link(host, network), "down")
 }
 
-func (n *testNet) heal(host, network string) {
-	n.t.Helper()
-	n.ip("-n", n.ns("hub"), "link", "set", n.link(host, network), "up")
-}
-
 // dialer dials from host's namespace: the test process cannot join one,
 // but a thread can (setns), and a socket stays in the namespace it was
 // made in whichever thread uses it afterwards.
@@ -304,6 +298,3 @@ func (p *hostProc) logTail(lines int) string {
 	}
 	return string(bytes.Join(all, []byte("\n")))
 }
-
-// errExited ends a wait for a process that is gone.
-var errExited = errors.New("exited")
