@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -20,7 +21,7 @@ import (
 type composeFile struct {
 	Services map[string]composeService `yaml:"services"`
 	Configs  map[string]struct {
-		Content string `yaml:"content"`
+		File string `yaml:"file"`
 	} `yaml:"configs"`
 }
 
@@ -164,10 +165,50 @@ func TestComposeServices(t *testing.T) {
 	if got := lb.published(); !contains(got, "8080") {
 		t.Errorf("lb publishes ports %v, want 8080", got)
 	}
-	cfg := c.Configs["haproxy"].Content
-	for _, want := range []string{"option httpchk GET /readyz", "server natsse1 natsse1:8080 check", "server natsse2 natsse2:8080 check", "option forwardfor", "timeout server 1h"} {
+	// The config is a file of its own, which the process shape reads too.
+	file := c.Configs["haproxy"].File
+	if file != "./deploy/haproxy/haproxy.cfg" {
+		t.Fatalf("configs.haproxy.file = %q, want ./deploy/haproxy/haproxy.cfg", file)
+	}
+	data, err := os.ReadFile("../" + file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := string(data)
+	for _, want := range []string{
+		"option httpchk GET /readyz", "http-check expect status 200", "option forwardfor", "timeout server 1h",
+		"default-server check inter 2s fall 2 rise 2 on-marked-down shutdown-sessions",
+		"option redispatch",
+		`bind "${NATSSE_LB_BIND-:8080}"`,
+		// compose's hostnames, unless the process shape says otherwise
+		`server natsse1 "${NATSSE1_ADDR-natsse1:8080}"`,
+		`server natsse2 "${NATSSE2_ADDR-natsse2:8080}"`,
+		// never a 503 of HAProxy's own, on which EventSource gives up
+		"option allbackups",
+		`server natsse1-unready "${NATSSE1_ADDR-natsse1:8080}" backup no-check`,
+		`server natsse2-unready "${NATSSE2_ADDR-natsse2:8080}" backup no-check`,
+	} {
 		if !strings.Contains(cfg, want) {
-			t.Errorf("the haproxy config has no %q:\n%s", want, cfg)
+			t.Errorf("%s has no %q:\n%s", file, want, cfg)
+		}
+	}
+}
+
+// TestComposeNATSVersion: named cursors need nats-server 2.14 or later, so
+// compose's image must be at least that.
+func TestComposeNATSVersion(t *testing.T) {
+	c := readCompose(t)
+	for _, name := range []string{"nats1", "nats2", "nats3"} {
+		image := c.Services[name].Image
+		m := regexp.MustCompile(`^nats:(\d+)\.(\d+)`).FindStringSubmatch(image)
+		if m == nil {
+			t.Errorf("%s image %q: want nats:<major>.<minor>[...]", name, image)
+			continue
+		}
+		major, _ := strconv.Atoi(m[1])
+		minor, _ := strconv.Atoi(m[2])
+		if major < 2 || major == 2 && minor < 14 {
+			t.Errorf("%s image %q: named cursors need nats-server 2.14 or later", name, image)
 		}
 	}
 }
