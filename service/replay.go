@@ -40,7 +40,12 @@ func (ss *sseStream) replay(ctx context.Context) error {
 				return err
 			}
 		case wait != nil:
-			if err := waitFor(ctx, ss, wait); err != nil {
+			// Back after ReaderStall at the latest: the reader may be stuck
+			// writing to a client that stopped reading.
+			stall := time.NewTimer(resume.ReaderStall)
+			err := waitFor(ctx, ss, wait, stall.C)
+			stall.Stop()
+			if err != nil {
 				return err
 			}
 		default:
@@ -165,6 +170,9 @@ func (ss *sseStream) replayOnce(ctx context.Context, run *resume.Run) error {
 			if meta.Sequence.Stream > ss.pos && subjects.MatchAny(ss.sub.Patterns(), n.msg.Subject()) {
 				if unflushed == 0 {
 					ss.deadline()
+					if run != nil {
+						res.Cache().Writing(run, true)
+					}
 				}
 				f := fanout.NewFrame(meta.Sequence.Stream, n.msg.Subject(), meta.Timestamp, n.msg.Headers(), n.msg.Data())
 				if err := ss.write(f.Bytes(ss.envelope)); err != nil {
@@ -182,8 +190,13 @@ func (ss *sseStream) replayOnce(ctx context.Context, run *resume.Run) error {
 				ss.pos = max(ss.pos, meta.Sequence.Stream, head)
 			}
 			if meta.NumPending == 0 || unflushed >= flushEvery {
-				err := ss.flushIf(unflushed)
+				// Shared before the flush: the streams following this one
+				// need not wait for its client.
 				share()
+				err := ss.flushIf(unflushed)
+				if run != nil {
+					res.Cache().Writing(run, false)
+				}
 				if err != nil {
 					return err
 				}

@@ -128,3 +128,28 @@ func TestReplayCapacitySoftRefusal(t *testing.T) {
 		t.Errorf("streams ended with replay_busy: %v, want 1", n)
 	}
 }
+
+// TestStalledReplayReaderDoesNotHoldUpFollowers: a client that never reads
+// resumes first, so its stream reads the replay for everybody (the replay
+// cache) and then blocks writing to it; a reading client resuming from the
+// same position follows that replay, and must not wait for the stalled one
+// (it stopped at the reader's first batch until the write timeout, an hour
+// here, cut the stalled client off): it reads on by itself and gets every
+// event.
+func TestStalledReplayReaderDoesNotHoldUpFollowers(t *testing.T) {
+	const events = 1_000
+	e := start(t, service.Config{RingEvents: 10, WriteTimeout: time.Hour})
+	// 16 MiB, more than socket buffers hold: the stalled stream's first
+	// flush blocks.
+	payload := strings.Repeat("x", 16<<10)
+	e.publishMany(events, func(int) string { return "events.a" }, func(int) string { return payload })
+	waitFor(t, "the upstream to see every stored event", func() bool { return e.metric("natsse_upstream_events_total") == events })
+
+	e.openStalled("/events/a?lastEventId=0")
+	waitFor(t, "the stalled client's replay to start", func() bool { return e.metric("natsse_replays_total") == 1 })
+	c := e.open("/events/a", header("Last-Event-ID", "0"))
+	c.expectSeqs(1, events)
+	if n := e.metric("natsse_replay_shared_events_total"); n == 0 {
+		t.Error("the reading client shared nothing with the stalled one's replay: the test did not take the path it is for")
+	}
+}

@@ -289,15 +289,18 @@ func (ss *sseStream) stopped(ctx context.Context) error {
 func (ss *sseStream) wait(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
-	return waitFor(ctx, ss, t.C)
+	return waitFor(ctx, ss, t.C, nil)
 }
 
-// waitFor waits until ch delivers or is closed, keeping the stream alive
-// with heartbeats; the stream's end or a failed heartbeat ends the wait.
-func waitFor[T any](ctx context.Context, ss *sseStream, ch <-chan T) error {
+// waitFor waits until ch delivers or is closed, or until (nil: never)
+// fires, keeping the stream alive with heartbeats; the stream's end or a
+// failed heartbeat ends the wait.
+func waitFor[T any](ctx context.Context, ss *sseStream, ch <-chan T, until <-chan time.Time) error {
 	for {
 		select {
 		case <-ch:
+			return nil
+		case <-until:
 			return nil
 		case <-ss.clock.Tick(ss.shard):
 			if err := ss.heartbeat(); err != nil {

@@ -28,6 +28,14 @@ type Cache struct {
 // share within seconds, and memory held after it helps nobody.
 const replayIdle = time.Minute
 
+// ReaderStall is how long a run's reader may be writing one batch to its
+// own client before the streams waiting on the run stop waiting and read
+// for themselves: a reader is an SSE stream like the others, and one whose
+// client stopped reading blocks in that write until the write timeout cut
+// it off (15 s by default), holding up every stream that followed it. A
+// healthy client takes a batch in milliseconds.
+const ReaderStall = time.Second
+
 // Run is what one filter set's replays have read: every message that
 // matches the filters with a sequence in (from, to] is in frames, in order.
 type Run struct {
@@ -36,6 +44,7 @@ type Run struct {
 	frames   []*fanout.Frame
 	bytes    int
 	reading  bool          // a stream is extending it from JetStream
+	writing  time.Time     // since when the reader writes a batch to its client (zero: it does not)
 	changed  chan struct{} // closed (and replaced) when to grows or reading ends
 	used     uint64
 	usedAt   time.Time
@@ -57,7 +66,9 @@ func FilterKey(filters []string) string {
 // a run holds (at most budget; next is the position they bring the stream
 // to), a channel to wait on because another stream is reading exactly at
 // pos, or a run the caller must extend from JetStream (it then reads for
-// everybody, and calls extend and release).
+// everybody, and calls extend and release). A reader stuck writing to its
+// own client for ReaderStall is not waited for: the caller gets a run of
+// its own. A caller that waits comes back after ReaderStall at the latest.
 func (c *Cache) Lookup(key string, pos uint64, dst []*fanout.Frame, budget int) (frames []*fanout.Frame, next uint64, wait <-chan struct{}, read *Run) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -87,7 +98,7 @@ func (c *Cache) Lookup(key string, pos uint64, dst []*fanout.Frame, budget int) 
 				return dst, r.frames[end-1].Seq, nil, nil
 			}
 			return dst, r.to, nil, nil
-		case r.to == pos && r.reading:
+		case r.to == pos && r.reading && (r.writing.IsZero() || now.Sub(r.writing) < ReaderStall):
 			wait = r.changed
 		case r.to == pos:
 			idle = r
@@ -125,6 +136,17 @@ func (c *Cache) Extend(r *Run, frames []*fanout.Frame, to uint64) {
 	r.usedAt = time.Now()
 	r.notify()
 	c.evict(r)
+}
+
+// Writing tells the cache that r's reader began writing a batch to its own
+// client (true) or finished (false); see ReaderStall.
+func (c *Cache) Writing(r *Run, writing bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r.writing = time.Time{}
+	if writing {
+		r.writing = time.Now()
+	}
 }
 
 // Release ends r's reading; a stream waiting at its end reads next.
