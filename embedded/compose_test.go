@@ -219,8 +219,8 @@ func TestComposeHealthchecks(t *testing.T) {
 		"nats1":   ":8222/healthz?js-enabled-only=true",
 		"nats2":   ":8222/healthz?js-enabled-only=true",
 		"nats3":   ":8222/healthz?js-enabled-only=true",
-		"natsse1": ":8080/readyz",
-		"natsse2": ":8080/readyz",
+		"natsse1": "/usr/local/bin/natsse healthcheck",
+		"natsse2": "/usr/local/bin/natsse healthcheck",
 	} {
 		test := fmt.Sprint(c.Services[name].Healthcheck["test"])
 		if !strings.Contains(test, want) {

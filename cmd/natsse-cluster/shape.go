@@ -185,10 +185,18 @@ func all(names []string, set map[string]bool) bool {
 	return true
 }
 
+// natsseHealth is what `natsse healthcheck` asks in the container: /readyz
+// on natsse's default HTTP address.
+const natsseHealth = "http://127.0.0.1:8080/readyz"
+
 // health turns a service's compose health check (a URL on 127.0.0.1 in the
-// container) into a URL the operator can fetch.
+// container, or natsse's own healthcheck command) into a URL the operator
+// can fetch.
 func (c *composeFile) health(name string, pl placement) (string, error) {
 	for _, arg := range c.Services[name].Healthcheck.Test {
+		if arg == "healthcheck" {
+			arg = natsseHealth
+		}
 		if !strings.HasPrefix(arg, "http://") {
 			continue
 		}
@@ -209,6 +217,9 @@ func (c *composeFile) health(name string, pl placement) (string, error) {
 // healthPort is the container port of a service's health check.
 func (c *composeFile) healthPort(name string) int {
 	for _, arg := range c.Services[name].Healthcheck.Test {
+		if arg == "healthcheck" {
+			arg = natsseHealth
+		}
 		if u, err := url.Parse(arg); err == nil && strings.HasPrefix(arg, "http://") {
 			port, _ := strconv.Atoi(u.Port())
 			return port
