@@ -9,11 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/natsse/natsse/service/natsversion"
 )
 
 // composeFile is the part of the Compose specification checked here. Fields that
@@ -200,15 +201,18 @@ func TestComposeNATSVersion(t *testing.T) {
 	c := readCompose(t)
 	for _, name := range []string{"nats1", "nats2", "nats3"} {
 		image := c.Services[name].Image
-		m := regexp.MustCompile(`^nats:(\d+)\.(\d+)`).FindStringSubmatch(image)
+		m := regexp.MustCompile(`^nats:(\d+\.\d+)(\.\d+)?`).FindStringSubmatch(image)
 		if m == nil {
 			t.Errorf("%s image %q: want nats:<major>.<minor>[...]", name, image)
 			continue
 		}
-		major, _ := strconv.Atoi(m[1])
-		minor, _ := strconv.Atoi(m[2])
-		if major < 2 || major == 2 && minor < 14 {
-			t.Errorf("%s image %q: named cursors need nats-server 2.14 or later", name, image)
+		// A minor-version tag gets the newest patch: .0 is the least it is.
+		version := m[1] + ".0"
+		if m[2] != "" {
+			version = m[1] + m[2]
+		}
+		if !natsversion.AtLeast(version, natsversion.NamedCursors) {
+			t.Errorf("%s image %q: named cursors need nats-server %s or later", name, image, natsversion.NamedCursors)
 		}
 	}
 }

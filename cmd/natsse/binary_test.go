@@ -286,7 +286,7 @@ func (w *logWatch) Write(b []byte) (int, error) {
 			break
 		}
 		var l readyLine
-		if !w.seen && json.Unmarshal(w.partial[:i], &l) == nil && l.Msg == "natsse ready" {
+		if !w.seen && json.Unmarshal(w.partial[:i], &l) == nil && (l.Msg == "natsse ready" || strings.HasPrefix(l.Msg, "natsse listening, not ready yet")) {
 			w.seen = true
 			w.ready <- l
 		}

@@ -24,6 +24,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/natsse/natsse/service/natsversion"
 	"github.com/natsse/natsse/service/refusal"
 	"github.com/natsse/natsse/subjects"
 )
@@ -45,6 +46,7 @@ type Config struct {
 // Cursors are the named cursors of one JetStream stream.
 type Cursors struct {
 	cfg       Config
+	nc        *nats.Conn
 	js        jetstream.JetStream
 	takeovers *takeovers
 	// filters are the consumer filters of everything served, for a cursor
@@ -55,7 +57,7 @@ type Cursors struct {
 // New returns the cursors of cfg.Stream; takeovers are answered while Run
 // runs.
 func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, filters func() []string) *Cursors {
-	return &Cursors{cfg: cfg, js: js, takeovers: newTakeovers(cfg.Stream, nc, cfg.Log), filters: filters}
+	return &Cursors{cfg: cfg, nc: nc, js: js, takeovers: newTakeovers(cfg.Stream, nc, cfg.Log), filters: filters}
 }
 
 // Run answers takeover requests from other connections until ctx ends.
@@ -119,6 +121,9 @@ func cursorSubjects(patterns []string) string {
 // the name over: after a final flush, or at once. A NATS problem is a soft
 // refusal.
 func (cs *Cursors) Open(ctx context.Context, name, scope string, patterns []string, stop, abort func()) (c *Cursor, pos uint64, stored bool, err error) {
+	if v := cs.nc.ConnectedServerVersion(); v != "" && !natsversion.AtLeast(v, natsversion.NamedCursors) {
+		return nil, 0, false, refusal.New(http.StatusNotImplemented, "named cursors (durable) need nats-server %s or later; the NATS server natsse is connected to runs %s: upgrade NATS, or resume with Last-Event-ID or lastEventId instead", natsversion.NamedCursors, v)
+	}
 	ctx, cancel := context.WithTimeout(ctx, cursorOpenTimeout)
 	defer cancel()
 	c = newCursor(cs, name, cursorConsumer(scope, name), stop, abort)

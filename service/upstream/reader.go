@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/natsse/natsse/service/fanout"
+	"github.com/natsse/natsse/service/natsversion"
 	"github.com/natsse/natsse/subjects"
 )
 
@@ -160,7 +161,14 @@ func (u *Reader) start(ctx context.Context) (jetstream.ConsumeContext, error) {
 	u.stuck.Store(nil)
 	u.ready.Store(true)
 	u.startedOnce.Do(func() { close(u.started) })
-	u.cfg.Log.Info("serving stream", "stream", u.cfg.Stream, "subjects", served.served, "from_seq", next, "nats_server", u.nc.ConnectedServerName())
+	version := u.nc.ConnectedServerVersion()
+	u.cfg.Log.Info("serving stream", "stream", u.cfg.Stream, "subjects", served.served, "from_seq", next, "nats_server", u.nc.ConnectedServerName(), "nats_version", version)
+	switch {
+	case !natsversion.AtLeast(version, natsversion.Oldest):
+		u.cfg.Log.Warn("nats-server "+version+" is older than natsse supports ("+natsversion.Oldest+"): upgrade NATS", "nats_server", u.nc.ConnectedServerName())
+	case !natsversion.AtLeast(version, natsversion.NamedCursors):
+		u.cfg.Log.Warn("named cursors (?durable=) need nats-server "+natsversion.NamedCursors+" or later; on "+version+" they are refused (501)", "nats_server", u.nc.ConnectedServerName())
+	}
 	return cc, nil
 }
 
