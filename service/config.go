@@ -125,6 +125,10 @@ type Config struct {
 	// now (nil when it can): embedded mode asks its nats-server.
 	StoreHealth func() error
 
+	// Version and Revision name the build, for natsse_build_info; empty:
+	// "unknown".
+	Version, Revision string
+
 	Logger *slog.Logger
 }
 

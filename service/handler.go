@@ -90,7 +90,7 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, err error) {
 		s.softRefusal(w, r)
 		return
 	}
-	s.metrics.requests.WithLabelValues(http.StatusText(p.Status)).Inc()
+	s.metrics.requests.WithLabelValues(outcome(p.Status)).Inc()
 	p.Write(w)
 }
 

@@ -51,7 +51,13 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 	s.conns = newConnections(cfg, s.trusted, s.metrics.connsRefused)
 	s.served = newServedStream(cfg, nc, js, s.metrics, s.streams.closeAll)
 	s.deps = &sseDeps{src: s.served, clock: s.clock, metrics: s.metrics, log: s.log, writeTimeout: cfg.WriteTimeout, replayWait: cfg.ReplayWait}
-	s.metrics.observe(s.conns.count, s.streams.count, func() bool { ok, _ := s.Ready(); return ok })
+	s.metrics.observe(observed{
+		connsOpen: s.conns.count, streamsOpen: s.streams.count,
+		ready:         func() bool { ok, _ := s.Ready(); return ok },
+		natsConnected: nc.IsConnected,
+		reconnects:    func() uint64 { return nc.Stats().Reconnects },
+		lag:           s.served.upstream.Lag,
+	}, cfg.Version, cfg.Revision)
 	return s, nil
 }
 

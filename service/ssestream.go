@@ -248,7 +248,14 @@ func (ss *sseStream) live(ctx context.Context) error {
 		select {
 		case <-ss.sub.Wake():
 			frames, detached := ss.sub.Take(ss.spare)
+			var oldest time.Time
+			if len(frames) > 0 {
+				oldest = frames[0].Stored()
+			}
 			err := ss.writeFrames(frames)
+			if err == nil && !oldest.IsZero() {
+				ss.metrics.latency.Observe(time.Since(oldest).Seconds())
+			}
 			clear(frames)
 			ss.spare = frames[:0]
 			if err != nil {

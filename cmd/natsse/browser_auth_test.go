@@ -86,7 +86,7 @@ func TestBrowserCookieCrossOrigin(t *testing.T) {
 	if s := waitGivenUp(t, ctx); s.Opens != 0 || len(s.Got) != 0 {
 		t.Errorf("without credentials: %+v, want no open and no event", s)
 	}
-	if n := outcomes(t, allowed, "Unauthorized"); n != 1 {
+	if n := outcomes(t, allowed, "unauthorized"); n != 1 {
 		t.Errorf("without credentials: natsse answered 401 %d times, want once (the cookie must not be sent)", n)
 	}
 

@@ -112,7 +112,7 @@ func TestBrowserPolyfillBearerCrossOrigin(t *testing.T) {
 	if s.Opens != 0 || len(s.Got) != 0 || status != http.StatusForbidden {
 		t.Errorf("with another user's token: %+v and error status %d, want no open, no event and 403", s, status)
 	}
-	if n := outcomes(t, p, "Forbidden"); n != 1 {
+	if n := outcomes(t, p, "forbidden"); n != 1 {
 		t.Errorf("with another user's token: natsse answered 403 %d times, want once (the polyfill must not retry)", n)
 	}
 }

@@ -137,6 +137,10 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 
 	scfg := serviceConfig(cfg, log)
 	scfg.StoreHealth = health
+	scfg.Version, scfg.Revision = buildInfo()
+	if scfg.Revision == "unknown revision" {
+		scfg.Revision = ""
+	}
 	if scfg.JWT, err = cfg.jwtConfig(); err != nil {
 		return err
 	}

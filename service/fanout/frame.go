@@ -35,6 +35,9 @@ type Frame struct {
 	envelope []byte
 }
 
+// Stored is when JetStream stored the message.
+func (f *Frame) Stored() time.Time { return f.time }
+
 // NewFrame encodes a message as an SSE event, once.
 func NewFrame(seq uint64, subject string, t time.Time, header nats.Header, data []byte) *Frame {
 	f := &Frame{Seq: seq, Subject: subject, time: t, header: header, data: data}

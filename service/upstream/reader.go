@@ -60,6 +60,8 @@ type Reader struct {
 	// backoff is how long a problem must last before natsse moves to
 	// another server (only watch uses it).
 	backoff time.Duration
+	// lastSeq is the stream's last sequence as the watch last read it.
+	lastSeq atomic.Uint64
 
 	started     chan struct{} // closed once the stream was found
 	startedOnce sync.Once

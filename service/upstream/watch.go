@@ -70,6 +70,7 @@ func (u *Reader) watch(ctx context.Context) upstreamEnd {
 			u.ready.Store(false)
 			return upstreamRecreated
 		default:
+			u.lastSeq.Store(jsStream.CachedInfo().State.LastSeq)
 			if p := servingProblem(jsStream.CachedInfo(), peerSilence); p != "" {
 				problem = fmt.Sprintf("NATS server %s cannot serve the stream: %s", u.nc.ConnectedServerName(), p)
 			}
@@ -153,4 +154,14 @@ func (u *Reader) Stuck() string {
 		return *why
 	}
 	return "NATS connection lost; reconnecting"
+}
+
+// Lag is how far the upstream trails the stream: the stream's last
+// sequence (read every second) less the last one delivered to the core.
+func (u *Reader) Lag() uint64 {
+	last, head := u.lastSeq.Load(), u.core.Head()
+	if last <= head {
+		return 0
+	}
+	return last - head
 }
