@@ -1,7 +1,8 @@
 // Package ssetest is a Server-Sent Events client for tests: it reads a
 // text/event-stream the way a browser's EventSource does (WHATWG HTML, "event
 // stream interpretation"), written from the specification alone so that it
-// checks natsse's encoder instead of sharing its mistakes.
+// checks natsse's encoder instead of sharing its mistakes. Patience bounds
+// the tests' waits without a deadline a slow machine could miss.
 package ssetest
 
 import (
