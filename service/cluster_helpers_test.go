@@ -425,6 +425,7 @@ func (c *natsCluster) serve(cfg service.Config, first *natsNode) *replica {
 // the stream.
 func (c *natsCluster) serveOn(cfg service.Config, nc *nats.Conn) *replica {
 	c.t.Helper()
+	cfg.WriteTimeout = testWriteTimeout(cfg.WriteTimeout)
 	svc, err := service.New(cfg, nc)
 	if err != nil {
 		c.t.Fatal(err)

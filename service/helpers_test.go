@@ -70,6 +70,7 @@ func start(t *testing.T, cfg service.Config) *env {
 func startOn(t *testing.T, ns *embedded.Server, nc *nats.Conn, cfg service.Config) *env {
 	t.Helper()
 	cfg.StreamCreate = true
+	cfg.WriteTimeout = testWriteTimeout(cfg.WriteTimeout)
 	svc, err := service.New(cfg, nc)
 	if err != nil {
 		t.Fatal(err)
@@ -182,8 +183,8 @@ func (c *client) next() ssetest.Event {
 	for {
 		ev, err := c.r.Next()
 		if err != nil {
-			c.t.Fatalf("reading the stream after id %q: %v (natsse saw %v upstream events, %v open streams)", c.last, err,
-				c.e.metric("natsse_upstream_events_total"), c.e.metric("natsse_streams_open"))
+			c.t.Fatalf("reading the stream after id %q: %v (natsse saw %v upstream events, %v open streams; ended: %s)", c.last, err,
+				c.e.metric("natsse_upstream_events_total"), c.e.metric("natsse_streams_open"), c.e.endedStreams())
 		}
 		if ev.HasData || ev.HasID {
 			c.last = ev.ID
@@ -302,4 +303,27 @@ func (e *env) streamConsumers() int {
 		e.t.Fatal(err)
 	}
 	return info.State.Consumers
+}
+
+// endedStreams lists natsse_streams_ended_total's non-zero reasons, to say
+// why a stream a test was reading ended.
+func (e *env) endedStreams() string {
+	var out []string
+	for _, line := range strings.Split(e.scrape(), "\n") {
+		if rest, ok := strings.CutPrefix(line, "natsse_streams_ended_total{"); ok && !strings.HasSuffix(rest, " 0") {
+			out = append(out, rest)
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+// testWriteTimeout is the write timeout of natsse in tests that do not set
+// one: an hour, since a test's reading client starved of CPU on a busy
+// machine must not be cut off as a client that stopped reading (which
+// natsse does after 15 s by default, rightly). Tests of that set their own.
+func testWriteTimeout(d time.Duration) time.Duration {
+	if d == 0 {
+		return time.Hour
+	}
+	return d
 }

@@ -143,6 +143,9 @@ func baseEnv(t *testing.T) []string {
 		"NATSSE_STORE_DIR="+t.TempDir(),
 		"NATSSE_LOG_FORMAT=json",
 		"NATSSE_RETRY=200ms",
+		// A test's reader starved of CPU on a busy machine is not a client
+		// that stopped reading; tests of the write timeout set their own.
+		"NATSSE_WRITE_TIMEOUT=1h",
 	)
 }
 
