@@ -16,6 +16,7 @@ type metrics struct {
 	replayShared prometheus.Counter
 	resets       prometheus.Counter
 	requests     *prometheus.CounterVec
+	published    *prometheus.CounterVec
 	ended        *prometheus.CounterVec
 	// clientLimit counts the soft refusals that were due to the per-client
 	// limit: many of them hint at clients behind a proxy not trusted.
@@ -39,13 +40,15 @@ func newMetrics() *metrics {
 		resets:       counter("resets_total", "reset events sent because a requested position was gone."),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "natsse", Name: "stream_requests_total",
 			Help: "Stream requests by outcome: stream, soft_refusal, or the HTTP status of a refusal."}, []string{"outcome"}),
+		published: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "natsse", Name: "publish_requests_total",
+			Help: "HTTP publishes by outcome: stored, duplicate (Idempotency-Key seen before), or the HTTP status of a refusal."}, []string{"outcome"}),
 		clientLimit: counter("client_limit_refusals_total", "Soft refusals because the client had NATSSE_MAX_STREAMS_PER_CLIENT streams open."),
 	}
 	m.ended = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "natsse", Name: "streams_ended_total",
 		Help: "Streams that ended, by why: client_closed, write_timeout (the client stopped reading), write_error, stopped (shutdown, stream age), token_expired, replay_busy (waited NATSSE_REPLAY_WAIT for a replay slot: soft refusal), other."}, []string{"reason"})
 	m.connsRefused = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "natsse", Name: "connections_refused_total",
 		Help: "Connections closed as soon as accepted because a budget was full: total (NATSSE_MAX_CONNECTIONS) or per_client (NATSSE_MAX_CONNECTIONS_PER_CLIENT)."}, []string{"reason"})
-	m.registry.MustRegister(m.ended, m.connsRefused, m.delivered, m.upstream, m.detached, m.replays, m.replayShared, m.resets, m.requests, m.clientLimit,
+	m.registry.MustRegister(m.ended, m.connsRefused, m.delivered, m.upstream, m.detached, m.replays, m.replayShared, m.resets, m.requests, m.published, m.clientLimit,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
