@@ -179,7 +179,11 @@ func TestPublishRefusals(t *testing.T) {
 	}
 
 	limit := e.nc.MaxPayload()
-	e.post("/events/big", bytes.NewReader(make([]byte, limit+1)), nil).expect(t, "a body over max_payload", http.StatusRequestEntityTooLarge)
+	// Of known length, it is refused before it is read, saying its size.
+	p := e.post("/events/big", bytes.NewReader(make([]byte, limit+1)), nil).expect(t, "a body over max_payload", http.StatusRequestEntityTooLarge)
+	if want := strconv.FormatInt(limit+1, 10) + " bytes"; !strings.Contains(p.problem.Detail, want) {
+		t.Errorf("413 detail %q, want it to say %q", p.problem.Detail, want)
+	}
 	// Of unknown length (chunked), it is found out while reading.
 	e.post("/events/big", io.MultiReader(bytes.NewReader(make([]byte, limit)), strings.NewReader("x")), nil).expect(t, "a chunked body over max_payload", http.StatusRequestEntityTooLarge)
 	// max_payload counts the headers too.
@@ -324,5 +328,38 @@ func TestPublishUnavailable(t *testing.T) {
 	}
 	if n := e.storedMsgs(); n != 2 {
 		t.Errorf("the stream holds %d messages, want 2", n)
+	}
+}
+
+// TestPublishSettings: NATSSE_PUBLISH=token without a key source, or a mode
+// that does not exist, stops startup with one line naming the variable.
+func TestPublishSettings(t *testing.T) {
+	for _, cfg := range []service.Config{{Publish: service.PublishToken}, {Publish: "everyone"}} {
+		_, err := service.New(cfg, nil)
+		if err == nil || !strings.Contains(err.Error(), "NATSSE_PUBLISH") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("Publish %q: %v, want one line naming NATSSE_PUBLISH", cfg.Publish, err)
+		}
+	}
+}
+
+// TestPage: with UI on, <base>/ is the live page (HTML, HEAD without a
+// body), and any other method is 405; with UI off it is one line of text
+// that names the base path and the served subjects.
+func TestPage(t *testing.T) {
+	on := start(t, service.Config{UI: true, BasePath: "/gw"})
+	for _, target := range []string{"/gw/", "/gw"} {
+		a := on.send(http.MethodGet, target, nil)
+		if a.status != http.StatusOK || a.header.Get("Content-Type") != "text/html; charset=utf-8" || !bytes.Contains(a.body, []byte("<title>natsse</title>")) {
+			t.Errorf("GET %s: %d %q, want the page", target, a.status, a.header.Get("Content-Type"))
+		}
+	}
+	if a := on.send(http.MethodPost, "/gw/", nil); a.status != http.StatusMethodNotAllowed || a.header.Get("Allow") != "GET" {
+		t.Errorf("POST /gw/: %d with Allow %q, want 405 with Allow: GET", a.status, a.header.Get("Allow"))
+	}
+	off := start(t, service.Config{BasePath: "/gw"})
+	a := off.send(http.MethodGet, "/gw/", nil)
+	if a.status != http.StatusOK || !strings.HasPrefix(a.header.Get("Content-Type"), "text/plain") ||
+		!strings.Contains(string(a.body), "GET /gw/<subject tokens") || !strings.Contains(string(a.body), "events.>") || !strings.Contains(string(a.body), "docs/protocol.md") {
+		t.Errorf("GET /gw/ with UI off: %d %q, want one line with the base path, the subjects and the docs", a.status, a.body)
 	}
 }
