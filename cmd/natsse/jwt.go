@@ -71,12 +71,19 @@ func (c config) jwtConfig() (service.JWTConfig, error) {
 	return jc, nil
 }
 
-// access says who may subscribe, for the banner.
+// access says who may subscribe and who may publish, for the banner.
 func access(c config, svc *service.Server) string {
+	who := svc.AccessControl() + ": a token whose natsse claim allows the subjects is required"
 	if len(c.jwtSources()) == 0 {
-		return "anonymous: anyone can subscribe to every served subject (set NATSSE_JWT_SECRET, NATSSE_JWT_PUBLIC_KEY or NATSSE_JWKS_URL to require tokens)"
+		who = "anonymous: anyone can subscribe to every served subject (set NATSSE_JWT_SECRET, NATSSE_JWT_PUBLIC_KEY or NATSSE_JWKS_URL to require tokens)"
 	}
-	return svc.AccessControl() + ": a token whose natsse claim allows the subjects is required"
+	switch c.publish() {
+	case service.PublishAnonymous:
+		who += "; anyone can publish over HTTP (NATSSE_PUBLISH=anonymous)"
+	case service.PublishToken:
+		who += "; publishing over HTTP needs a token whose natsse claim lists the subject in publish"
+	}
+	return who
 }
 
 // tokenHeader is the banner's curl option that sends a token, if needed.
