@@ -54,6 +54,13 @@ type Config struct {
 	// serves it on another listener.
 	MetricsOnOwnPort bool
 
+	// Publish says who may publish over HTTP: PublishOff (the default),
+	// PublishToken or PublishAnonymous (docs/protocol.md, "Publishing over
+	// HTTP").
+	Publish PublishMode
+	// UI serves the live page at <base>/; off, / answers one line of text.
+	UI bool
+
 	// BasePath mounts everything under a prefix ("/sse-gw"); default empty.
 	BasePath string
 	// Retry is the reconnection delay sent as `retry:`. Default 2s.
@@ -132,12 +139,25 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// PublishMode says who may publish over HTTP (NATSSE_PUBLISH).
+type PublishMode string
+
+const (
+	// PublishOff: POST is 405, as for any method but GET.
+	PublishOff PublishMode = "off"
+	// PublishToken: a JWT whose natsse claim lists the subject in "publish".
+	PublishToken PublishMode = "token"
+	// PublishAnonymous: anyone who reaches natsse, to any served subject.
+	PublishAnonymous PublishMode = "anonymous"
+)
+
 // Defaults is every setting at its default, the one place defaults are
 // kept: cmd/natsse's variables default to these (a test holds them
 // together). MaxStreams and MaxConnections depend on the open-file limit.
 func Defaults() Config {
 	return Config{
 		Stream:                  "EVENTS",
+		Publish:                 PublishOff,
 		StreamSubjects:          []string{"events.>"},
 		StreamMaxAge:            24 * time.Hour,
 		StreamMaxBytes:          1 << 30,
@@ -172,6 +192,7 @@ func Defaults() Config {
 func (c Config) WithDefaults() Config {
 	d := Defaults()
 	setZero(&c.Stream, d.Stream)
+	setZero(&c.Publish, d.Publish)
 	if len(c.StreamSubjects) == 0 {
 		c.StreamSubjects = d.StreamSubjects
 	}
@@ -270,6 +291,15 @@ func (c Config) Validate() error {
 	}
 	if room := c.StreamMaxConsumers - cursors.Reserve(c.ReplayConcurrency); c.MaxDurables > room {
 		return fmt.Errorf("NATSSE_MAX_DURABLES: %d leaves too few of the stream's %d consumers for replays; at most %d", c.MaxDurables, c.StreamMaxConsumers, room)
+	}
+	switch c.Publish {
+	case PublishOff, PublishAnonymous:
+	case PublishToken:
+		if !c.JWT.Enabled() {
+			return fmt.Errorf("NATSSE_PUBLISH=token needs tokens to check: set NATSSE_JWT_SECRET, NATSSE_JWT_PUBLIC_KEY or NATSSE_JWKS_URL, or use NATSSE_PUBLISH=off or anonymous")
+		}
+	default:
+		return fmt.Errorf("NATSSE_PUBLISH: %q is not one of off, token, anonymous", c.Publish)
 	}
 	for _, p := range c.TrustedProxies {
 		if !p.IsValid() {

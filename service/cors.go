@@ -8,6 +8,10 @@ import (
 // corsRequestHeaders are what polyfills add to a stream request.
 const corsRequestHeaders = "Authorization, Last-Event-ID, Cache-Control"
 
+// corsPublishHeaders are what a publish may add (docs/protocol.md,
+// "Publishing over HTTP").
+const corsPublishHeaders = "Content-Type, SSE-Event, Idempotency-Key"
+
 // cors sets the CORS headers for an allowed Origin and answers preflight
 // requests (204, with the headers only for an allowed origin). It reports
 // whether the request was a preflight and has been answered.
@@ -31,8 +35,12 @@ func (s *Server) cors(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	if allowed {
-		h.Set("Access-Control-Allow-Methods", "GET")
-		h.Set("Access-Control-Allow-Headers", corsRequestHeaders)
+		methods, headers := "GET", corsRequestHeaders
+		if s.cfg.Publish != PublishOff {
+			methods, headers = "GET, POST", corsRequestHeaders+", "+corsPublishHeaders
+		}
+		h.Set("Access-Control-Allow-Methods", methods)
+		h.Set("Access-Control-Allow-Headers", headers)
 		h.Set("Access-Control-Max-Age", "600")
 	}
 	w.WriteHeader(http.StatusNoContent)

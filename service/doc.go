@@ -16,8 +16,11 @@
 // The rooms, each with one job:
 //
 //   - this package: routing, request parsing, CORS, limits, the connection
-//     budget (connections.go), the open SSE streams (registry.go), and the
-//     writer of each SSE stream (ssestream.go, replay.go, sink.go);
+//     budget (connections.go), the open SSE streams (registry.go), the
+//     writer of each SSE stream (ssestream.go, replay.go, sink.go), and
+//     publishing over HTTP (publish.go; docs/protocol.md, "Publishing over
+//     HTTP");
+//   - ui: the live page at the base path (docs/protocol.md, "The page");
 //   - refusal: how a request is refused, a problem or softly;
 //   - access: tokens, claims and what they grant;
 //   - fanout: a served stream's frames, ring, index and per-stream queues;

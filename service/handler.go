@@ -46,8 +46,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		s.MetricsHandler().ServeHTTP(w, r)
 	case "/":
-		s.plain(w, r, http.StatusOK, "natsse: GET /events/<subject tokens separated by /> streams JetStream messages as Server-Sent Events")
+		s.root(w, r)
 	default:
+		if r.Method == http.MethodPost {
+			s.publish(w, r, path)
+			return
+		}
 		s.subscribe(w, r, path)
 	}
 }

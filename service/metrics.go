@@ -20,6 +20,7 @@ type metrics struct {
 	replayShared prometheus.Counter
 	resets       prometheus.Counter
 	requests     *prometheus.CounterVec
+	published    *prometheus.CounterVec
 	ended        *prometheus.CounterVec
 	// clientLimit counts the soft refusals that were due to the per-client
 	// limit: many of them hint at clients behind a proxy not trusted.
@@ -74,6 +75,8 @@ func newMetrics() *metrics {
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "natsse", Name: "delivery_latency_seconds",
 			Help:    "From JetStream storing an event to natsse writing it to a live client, per batch (its oldest event); clocks of NATS and natsse hosts must agree.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
+		published: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "natsse", Name: "publish_requests_total",
+			Help: "HTTP publishes by outcome: stored, duplicate (Idempotency-Key seen before), or the refusal's status as a code (bad_request, unauthorized, forbidden, not_found, method_not_allowed, payload_too_large, service_unavailable)."}, []string{"outcome"}),
 		clientLimit: counter("client_limit_refusals_total", "Soft refusals because the client had NATSSE_MAX_STREAMS_PER_CLIENT streams open."),
 	}
 	m.ended = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "natsse", Name: "streams_ended_total",
@@ -91,7 +94,10 @@ func newMetrics() *metrics {
 	for _, o := range outcomes {
 		m.requests.WithLabelValues(o)
 	}
-	m.registry.MustRegister(m.ended, m.connsRefused, m.latency, m.delivered, m.upstream, m.detached, m.replays, m.replayShared, m.resets, m.requests, m.clientLimit,
+	for _, o := range []string{"stored", "duplicate"} {
+		m.published.WithLabelValues(o)
+	}
+	m.registry.MustRegister(m.ended, m.connsRefused, m.latency, m.delivered, m.upstream, m.detached, m.replays, m.replayShared, m.resets, m.requests, m.published, m.clientLimit,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/natsse/natsse/service/access"
 	"github.com/natsse/natsse/service/heartbeat"
+	"github.com/natsse/natsse/service/ui"
 )
 
 // Server serves SSE streams of one JetStream stream. Create it with New,
@@ -25,6 +27,12 @@ type Server struct {
 	clock   *heartbeat.Clock
 	served  *servedStream
 	deps    *sseDeps // what its SSE streams work with
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	// page is the live page at <base>/ (nil when NATSSE_UI is off);
+	// crossOrigin guards publishing from pages of other origins.
+	page        http.Handler
+	crossOrigin *http.CrossOriginProtection
 
 	hangups    *hangups
 	streams    *registry
@@ -43,7 +51,11 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("service: jetstream: %w", err)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(), hangups: newHangups(), clock: heartbeat.New(cfg.Heartbeat)}
+	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(), hangups: newHangups(), clock: heartbeat.New(cfg.Heartbeat), nc: nc, js: js}
+	if cfg.UI {
+		s.page = ui.Handler()
+	}
+	s.crossOrigin = crossOriginProtection(cfg.CORSOrigins)
 	if s.access, err = access.New(cfg.JWT, cfg.Logger); err != nil {
 		return nil, fmt.Errorf("service: %w", err)
 	}
@@ -73,6 +85,15 @@ func (s *Server) Run(ctx context.Context) {
 
 // Started is closed once the stream was found and streams can be served.
 func (s *Server) Started() <-chan struct{} { return s.served.upstream.Started() }
+
+// Subjects are the subjects served over HTTP, once the stream was found
+// (nil before).
+func (s *Server) Subjects() []string {
+	if served := s.served.upstream.Served(); served != nil {
+		return served.Subjects()
+	}
+	return nil
+}
 
 // AccessControl says who may subscribe, for the startup log: "anonymous",
 // or JWT with the algorithm or the JWKS URL.

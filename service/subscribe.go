@@ -29,7 +29,7 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request, path string) 
 // check returns a refusal, or another error for the soft refusal.
 func (s *Server) open(r *http.Request, path string) (*sseStream, error) {
 	if r.Method != http.MethodGet {
-		return nil, refusal.New(http.StatusMethodNotAllowed, "%s cannot open a stream: use GET (EventSource does)", r.Method)
+		return nil, s.methodNotAllowed(path, r.Method+" cannot open a stream: use GET (EventSource does)")
 	}
 	req, err := s.parseRequest(r, path)
 	if err != nil {

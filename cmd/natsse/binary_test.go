@@ -172,6 +172,7 @@ type natsse struct {
 	publish  string // the ready line's publish example
 	version  string // the ready line's version and revision
 	revision string
+	ready    readyLine // the whole ready line
 	stdout   *logWatch
 	stderr   *logWatch
 	exited   chan struct{} // closed once the process was waited for
@@ -226,6 +227,7 @@ func startNatsseLimited(t *testing.T, nofile int, env ...string) *natsse {
 	select {
 	case ready := <-p.stderr.ready:
 		p.httpAddr, p.natsURL, p.publish = ready.HTTPAddr, ready.NATSURL, ready.Publish
+		p.ready = ready
 		p.version, p.revision = ready.Version, ready.Revision
 	case <-p.exited:
 		t.Fatalf("natsse exited before it was ready: %v", p.waitErr)
@@ -261,8 +263,12 @@ type readyLine struct {
 	HTTPAddr string `json:"http_addr"`
 	NATSURL  string `json:"nats_url"`
 	Publish  string `json:"publish"`
-	Version  string `json:"version"`
-	Revision string `json:"revision"`
+	// The banner's other hints: the page, HTTP publishing, subscribing.
+	Page        string `json:"page"`
+	PublishHTTP string `json:"publish_http"`
+	Subscribe   string `json:"subscribe"`
+	Version     string `json:"version"`
+	Revision    string `json:"revision"`
 }
 
 // logWatch keeps the output of the process and reports the first JSON log

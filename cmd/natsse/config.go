@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v10"
+
+	"github.com/natsse/natsse/service"
 )
 
 // config is every setting (docs/protocol.md, "Operations"), read from the
@@ -48,6 +50,9 @@ type config struct {
 	EmbeddedToken    string `env:"NATSSE_EMBEDDED_TOKEN" help:"embedded mode: token NATS clients must give, instead of a user and password"`
 
 	Anonymous bool `env:"NATSSE_ANONYMOUS" help:"connected mode: serve anonymous subscribers on purpose"`
+
+	UI      *bool  `env:"NATSSE_UI" help:"serve the live page at the base path (default: true embedded, false connected)"`
+	Publish string `env:"NATSSE_PUBLISH" help:"who may publish over HTTP (POST): off, token or anonymous (default: anonymous embedded, off connected)"`
 
 	JWTSecret       string        `env:"NATSSE_JWT_SECRET" help:"HS256 secret (32 bytes or more): tokens required"`
 	JWTPublicKey    string        `env:"NATSSE_JWT_PUBLIC_KEY" help:"PEM file of the public key (RSA: RS256, ECDSA: ES256, Ed25519: EdDSA): tokens required"`
@@ -147,8 +152,11 @@ func (c config) check() error {
 	case c.MaxHeaderBytes < 1:
 		return fmt.Errorf("NATSSE_MAX_HEADER_BYTES: %d must be at least 1", c.MaxHeaderBytes)
 	}
-	// The service's own settings are checked by the service.
-	return serviceConfig(c, nil).Validate()
+	// The service's own settings are checked by the service, with the JWT
+	// settings checked above (NATSSE_PUBLISH=token needs them).
+	sc := serviceConfig(c, nil)
+	sc.JWT, _ = c.jwtConfig()
+	return sc.Validate()
 }
 
 // checkEmbeddedAuth refuses an embedded NATS that anyone beyond this machine
@@ -240,4 +248,27 @@ func (b *byteSize) UnmarshalText(text []byte) error {
 	}
 	*b = byteSize(n * mult)
 	return nil
+}
+
+// ui says whether the live page is served: by default in embedded mode,
+// where natsse is tried out, and not in connected mode, where it is run
+// for others.
+func (c config) ui() bool {
+	if c.UI != nil {
+		return *c.UI
+	}
+	return c.embedded()
+}
+
+// publish is who may publish over HTTP: by default anyone in embedded mode
+// (which listens on loopback unless told otherwise), nobody in connected
+// mode, where publishing is opened on purpose.
+func (c config) publish() service.PublishMode {
+	if c.Publish != "" {
+		return service.PublishMode(c.Publish)
+	}
+	if c.embedded() {
+		return service.PublishAnonymous
+	}
+	return service.PublishOff
 }

@@ -39,6 +39,8 @@ func TestLoadConfigErrorsNameTheVariable(t *testing.T) {
 		"NATSSE_MAX_DURABLES":     {"NATSSE_MAX_DURABLES": "0"},
 		"NATSSE_DURABLE_TTL":      {"NATSSE_DURABLE_TTL": "0s"},
 		"NATSSE_NATS_PING":        {"NATSSE_NATS_PING": "0s"},
+		"NATSSE_PUBLISH":          {"NATSSE_PUBLISH": "everyone"},
+		"NATSSE_UI":               {"NATSSE_UI": "sometimes"},
 	}
 	for name, env := range cases {
 		_, err := loadConfig(env)
@@ -169,4 +171,34 @@ func dockerfileEnv(dockerfile string) map[string]string {
 		}
 	}
 	return env
+}
+
+// TestLoadConfigPublish: who may publish and whether the page is served
+// depend on the mode unless set; NATSSE_PUBLISH=token needs a key source.
+func TestLoadConfigPublish(t *testing.T) {
+	connected := map[string]string{"NATS_URL": "nats://127.0.0.1:4222", "NATSSE_ANONYMOUS": "true"}
+	for _, tc := range []struct {
+		env     map[string]string
+		publish service.PublishMode
+		ui      bool
+	}{
+		{map[string]string{}, service.PublishAnonymous, true},
+		{connected, service.PublishOff, false},
+		{map[string]string{"NATSSE_PUBLISH": "off", "NATSSE_UI": "false"}, service.PublishOff, false},
+		{map[string]string{"NATS_URL": "nats://127.0.0.1:4222", "NATSSE_ANONYMOUS": "true", "NATSSE_PUBLISH": "anonymous", "NATSSE_UI": "true"}, service.PublishAnonymous, true},
+		{map[string]string{"NATSSE_PUBLISH": "token", "NATSSE_JWT_SECRET": "0123456789abcdef0123456789abcdef"}, service.PublishToken, true},
+	} {
+		c, err := loadConfig(tc.env)
+		if err != nil {
+			t.Errorf("%v: %v", tc.env, err)
+			continue
+		}
+		if sc := serviceConfig(c, nil); sc.Publish != tc.publish || sc.UI != tc.ui {
+			t.Errorf("%v: publish %q ui %v, want %q %v", tc.env, sc.Publish, sc.UI, tc.publish, tc.ui)
+		}
+	}
+	_, err := loadConfig(map[string]string{"NATSSE_PUBLISH": "token"})
+	if err == nil || !strings.Contains(err.Error(), "NATSSE_PUBLISH=token") || !strings.Contains(err.Error(), "NATSSE_JWT_SECRET") {
+		t.Errorf("NATSSE_PUBLISH=token without a key source: %v, want it refused, naming what to set", err)
+	}
 }

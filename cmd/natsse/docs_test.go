@@ -84,6 +84,30 @@ func TestREADMEFirstHour(t *testing.T) {
 	if string(got) != want {
 		t.Errorf("curl's output:\ngot  %q\nwant %q (README.md)", got, want)
 	}
+
+	// The HTTP publish: its answer as the README shows it, and the event
+	// the first curl prints next.
+	post := find(t, shell, "curl -X POST line", regexp.MustCompile(`(?m)^curl -X POST -H 'SSE-Event: (\S+)' -d (\S+) localhost:8080(/\S+)$`))
+	answer := find(t, text, "answer block after the curl -X POST", regexp.MustCompile("(?s)<!-- TestREADMEFirstHour checks this answer[^\n]*\n```\n(.*?)```"))[1]
+	preq, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+p.httpAddr+post[3], strings.NewReader(post[2]))
+	preq.Header.Set("SSE-Event", post[1])
+	presp, err := http.DefaultClient.Do(preq)
+	if err != nil {
+		t.Fatalf("POST %s: %v", post[3], err)
+	}
+	body, _ := io.ReadAll(presp.Body)
+	presp.Body.Close()
+	if string(body) != answer {
+		t.Errorf("the answer to curl -X POST:\ngot  %q\nwant %q (README.md)", body, answer)
+	}
+	wantEvent := "id: 2\nevent: " + post[1] + "\ndata: " + post[2] + "\n\n"
+	if !strings.Contains(text, "`id: 2`, `event: "+post[1]+"`, `data: "+post[2]+"`") {
+		t.Errorf("README.md does not say what the first curl prints after the POST (id: 2, event: %s, data: %s)", post[1], post[2])
+	}
+	got = make([]byte, len(wantEvent))
+	if _, err := io.ReadFull(resp.Body, got); err != nil || string(got) != wantEvent {
+		t.Errorf("the first curl after the POST: got %q (%v), want %q", got, err, wantEvent)
+	}
 }
 
 // TestREADMEBrowserSnippet runs the README's browser snippet as written in

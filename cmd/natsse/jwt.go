@@ -71,12 +71,19 @@ func (c config) jwtConfig() (service.JWTConfig, error) {
 	return jc, nil
 }
 
-// access says who may subscribe, for the banner.
+// access says who may subscribe and who may publish, for the banner.
 func access(c config, svc *service.Server) string {
+	who := svc.AccessControl() + ": a token whose natsse claim allows the subjects is required"
 	if len(c.jwtSources()) == 0 {
-		return "anonymous: anyone can subscribe to every served subject (set NATSSE_JWT_SECRET, NATSSE_JWT_PUBLIC_KEY or NATSSE_JWKS_URL to require tokens)"
+		who = "anonymous: anyone can subscribe to every served subject (set NATSSE_JWT_SECRET, NATSSE_JWT_PUBLIC_KEY or NATSSE_JWKS_URL to require tokens)"
 	}
-	return svc.AccessControl() + ": a token whose natsse claim allows the subjects is required"
+	switch c.publish() {
+	case service.PublishAnonymous:
+		who += "; anyone can publish over HTTP (NATSSE_PUBLISH=anonymous)"
+	case service.PublishToken:
+		who += "; publishing over HTTP needs a token whose natsse claim lists the subject in publish"
+	}
+	return who
 }
 
 // tokenHeader is the banner's curl option that sends a token, if needed.
@@ -95,6 +102,12 @@ func warnAccess(log *slog.Logger, c config) {
 	}
 	if n := len(c.JWTSecret); n > 0 && n < 32 {
 		log.Warn(fmt.Sprintf("NATSSE_JWT_SECRET is %d bytes; HS256 needs 32 or more to resist guessing (RFC 7518 §3.2)", n))
+	}
+	switch {
+	case c.publish() == service.PublishAnonymous && len(c.jwtSources()) > 0:
+		log.Warn("NATSSE_PUBLISH=anonymous: anyone who reaches natsse can publish to every served subject without a token, although subscribing needs one; set NATSSE_PUBLISH=token to require a token with a natsse.publish claim")
+	case c.publish() == service.PublishAnonymous && !c.embedded():
+		log.Warn("NATSSE_PUBLISH=anonymous: anyone who reaches natsse can publish to every served subject of your NATS cluster; set NATSSE_PUBLISH=token (with JWT settings) to require a token")
 	}
 	if !c.embedded() && (c.EmbeddedUser != "" || c.EmbeddedPassword != "" || c.EmbeddedToken != "") {
 		log.Warn("NATSSE_EMBEDDED_USER, NATSSE_EMBEDDED_PASSWORD and NATSSE_EMBEDDED_TOKEN are ignored: NATS_URL is set (connected mode), whose credentials are NATS_USER and NATS_PASSWORD, NATS_TOKEN, NATS_CREDS or NATS_NKEY")

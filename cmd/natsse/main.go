@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"runtime"
@@ -310,6 +311,7 @@ func serviceConfig(cfg config, log *slog.Logger) service.Config {
 	}
 	c := service.Defaults()
 	c.Stream, c.Subjects, c.StreamCreate = cfg.Stream, cfg.Subjects, create
+	c.UI, c.Publish = cfg.ui(), cfg.publish()
 	c.StreamSubjects, c.StreamMaxAge = cfg.StreamSubjects, cfg.StreamMaxAge
 	c.StreamMaxBytes, c.StreamReplicas = int64(cfg.StreamMaxBytes), cfg.StreamReplicas
 	c.BasePath, c.CORSOrigins, c.MetricsOnOwnPort = cfg.BasePath, cfg.CORSOrigins, cfg.MetricsAddr != ""
@@ -327,7 +329,7 @@ func serviceConfig(cfg config, log *slog.Logger) service.Config {
 // embeddedPublish is the banner's nats CLI example for the embedded server. A
 // password or token is shown as the variable that holds it, never its value:
 // the banner goes to logs that others read.
-func embeddedPublish(cfg config, natsURL string) string {
+func embeddedPublish(cfg config, natsURL, subject string) string {
 	cmd := "nats"
 	if natsURL != "nats://127.0.0.1:4222" {
 		cmd += " --server " + natsURL
@@ -338,7 +340,33 @@ func embeddedPublish(cfg config, natsURL string) string {
 	case cfg.EmbeddedToken != "":
 		cmd += " --token '<NATSSE_EMBEDDED_TOKEN>'"
 	}
-	return cmd + " pub events.demo hello"
+	return cmd + " pub " + shellQuote(subject) + " hello"
+}
+
+// exampleSubject is a subject of the served space for the banner's
+// examples: the first pattern with its wildcards replaced by "demo"
+// (events.> gives events.demo).
+func exampleSubject(patterns []string) string {
+	if len(patterns) == 0 {
+		return "events.demo"
+	}
+	toks := strings.Split(patterns[0], ".")
+	for i, t := range toks {
+		if t == "*" || t == ">" {
+			toks[i] = "demo"
+		}
+	}
+	return strings.Join(toks, ".")
+}
+
+// subjectPath is the URL path of a subject (docs/protocol.md, "Paths and
+// subjects"): one escaped segment per token.
+func subjectPath(subject string) string {
+	toks := strings.Split(subject, ".")
+	for i, t := range toks {
+		toks[i] = url.PathEscape(t)
+	}
+	return "/" + strings.Join(toks, "/")
 }
 
 // shellQuote quotes s for a POSIX shell unless it is plainly safe as is.
@@ -356,7 +384,9 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-// banner says where to connect, with examples to copy and paste.
+// banner says where to connect, with examples to copy and paste built from
+// the settings: scheme, host, base path, a served subject, the page and
+// HTTP publishing when they are on.
 func banner(log *slog.Logger, cfg config, httpAddr, natsURL string, svc *service.Server) {
 	host := httpAddr
 	if h, p, err := net.SplitHostPort(httpAddr); err == nil && (h == "::" || h == "0.0.0.0" || h == "") {
@@ -366,16 +396,34 @@ func banner(log *slog.Logger, cfg config, httpAddr, natsURL string, svc *service
 	if cfg.TLSCert != "" {
 		scheme = "https"
 	}
-	subscribe := fmt.Sprintf("curl -N %s%s://%s%s/events/demo", tokenHeader(cfg), scheme, host, cfg.BasePath)
+	served := svc.Subjects()
+	if served == nil {
+		served = cfg.Subjects
+	}
+	if served == nil && cfg.embedded() {
+		served = cfg.StreamSubjects
+	}
+	subject := exampleSubject(served)
+	base := scheme + "://" + host + cfg.BasePath
+	subscribe := fmt.Sprintf("curl -N %s%s%s", tokenHeader(cfg), base, subjectPath(subject))
 	ver, rev := buildInfo()
 	attrs := []any{"version", ver, "revision", rev, "http_addr", httpAddr, "subscribe", subscribe, "access", access(cfg, svc)}
+	if cfg.ui() {
+		attrs = append(attrs, "page", base+"/?subject="+url.QueryEscape(subject))
+	}
+	switch cfg.publish() {
+	case service.PublishAnonymous:
+		attrs = append(attrs, "publish_http", fmt.Sprintf("curl -X POST -d hello %s%s", base, subjectPath(subject)))
+	case service.PublishToken:
+		attrs = append(attrs, "publish_http", fmt.Sprintf(`curl -X POST -H "Authorization: Bearer $TOKEN" -d hello %s%s`, base, subjectPath(subject)))
+	}
 	switch {
 	case !cfg.embedded():
-		attrs = append(attrs, "mode", "connected", "nats_url", redactURLs(natsURL), "publish", "nats pub events.demo hello")
+		attrs = append(attrs, "mode", "connected", "nats_url", redactURLs(natsURL), "publish", "nats pub "+shellQuote(subject)+" hello")
 	case natsURL == "":
-		attrs = append(attrs, "mode", "embedded", "nats_url", "in-process only (NATSSE_EMBEDDED_LISTEN=-): no publishing from outside")
+		attrs = append(attrs, "mode", "embedded", "nats_url", "in-process only (NATSSE_EMBEDDED_LISTEN=-): no NATS clients from outside")
 	default:
-		attrs = append(attrs, "mode", "embedded", "nats_url", natsURL, "publish", embeddedPublish(cfg, natsURL), "store_dir", cfg.StoreDir)
+		attrs = append(attrs, "mode", "embedded", "nats_url", natsURL, "publish", embeddedPublish(cfg, natsURL, subject), "store_dir", cfg.StoreDir)
 	}
 	if ready, why := svc.Ready(); !ready {
 		log.Warn("natsse listening, not ready yet: "+why, attrs...)

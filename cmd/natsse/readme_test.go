@@ -33,6 +33,8 @@ func TestEnvDefaultsAreServiceDefaults(t *testing.T) {
 		got.MaxStreams, got.MaxConnections = want.MaxStreams, want.MaxConnections
 	}
 	got.StreamCreate = want.StreamCreate
+	// So do the page and who may publish (both on in embedded mode).
+	got.UI, got.Publish = want.UI, want.Publish
 	gv, wv := reflect.ValueOf(got), reflect.ValueOf(want)
 	for i := range gv.NumField() {
 		if g, w := gv.Field(i).Interface(), wv.Field(i).Interface(); !reflect.DeepEqual(g, w) {

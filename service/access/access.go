@@ -31,6 +31,9 @@ type Claims struct {
 	Subscribe []string
 	// Durables are the named cursors the token may use.
 	Durables []string
+	// Publish holds the patterns a subject published over HTTP must lie
+	// inside.
+	Publish []string
 	// Expires is the token's exp; zero when it has none.
 	Expires time.Time
 
@@ -52,10 +55,11 @@ type Grant struct {
 const accessTokenParam = "access_token"
 
 // tokenFrom finds the request's token: the Authorization header, else the
-// cookie, else the query parameter; the first present is the one used, and
-// an empty cookie or parameter counts as absent. from says where the token
-// was found, for details and logs; err is a present but malformed header.
-func (v *Verifier) tokenFrom(r *http.Request) (token, from string, err error) {
+// cookie (when cookie is true), else the query parameter; the first present
+// is the one used, and an empty cookie or parameter counts as absent. from
+// says where the token was found, for details and logs; err is a present
+// but malformed header.
+func (v *Verifier) tokenFrom(r *http.Request, cookie bool) (token, from string, err error) {
 	if h := r.Header.Get("Authorization"); h != "" {
 		scheme, token, _ := strings.Cut(h, " ")
 		token = strings.TrimSpace(token)
@@ -64,7 +68,7 @@ func (v *Verifier) tokenFrom(r *http.Request) (token, from string, err error) {
 		}
 		return token, "the Authorization header", nil
 	}
-	if c, err := r.Cookie(v.cfg.Cookie); err == nil && c.Value != "" {
+	if c, err := r.Cookie(v.cfg.Cookie); cookie && err == nil && c.Value != "" {
 		return c.Value, "the cookie " + v.cfg.Cookie, nil
 	}
 	if q := r.URL.Query().Get(accessTokenParam); q != "" {
@@ -78,15 +82,32 @@ func (v *Verifier) tokenFrom(r *http.Request) (token, from string, err error) {
 // wraps refusal.ErrSoft while the keys cannot be known yet. Claims are nil
 // when access control is off (v is nil).
 func (v *Verifier) Authenticate(r *http.Request) (*Claims, error) {
+	return v.authenticate(r, true)
+}
+
+// AuthenticatePublish is Authenticate for a publish, which never takes the
+// token from the cookie: a browser sends the cookie with any request to
+// natsse, a form posted by another site included, so a cookie would let
+// any page the user visits publish as the user (docs/security.md,
+// "Publishing").
+func (v *Verifier) AuthenticatePublish(r *http.Request) (*Claims, error) {
+	return v.authenticate(r, false)
+}
+
+func (v *Verifier) authenticate(r *http.Request, cookie bool) (*Claims, error) {
 	if v == nil {
 		return nil, nil
 	}
-	token, from, err := v.tokenFrom(r)
+	token, from, err := v.tokenFrom(r, cookie)
 	if err != nil {
 		return nil, v.unauthorized(r, from, err.Error())
 	}
 	if token == "" {
-		return nil, v.unauthorized(r, "", "no token: send one as Authorization: Bearer <token>, in the cookie "+v.cfg.Cookie+", or as ?"+accessTokenParam+"=<token>")
+		where := "Authorization: Bearer <token>, in the cookie " + v.cfg.Cookie + ", or as ?" + accessTokenParam + "=<token>"
+		if !cookie {
+			where = "Authorization: Bearer <token> or as ?" + accessTokenParam + "=<token> (a cookie does not authorize a publish)"
+		}
+		return nil, v.unauthorized(r, "", "no token: send one as "+where)
 	}
 	c, err := v.verify(r.Context(), token)
 	if errors.Is(err, errKeysUnavailable) {
@@ -140,4 +161,20 @@ func (v *Verifier) Authorize(c *Claims, patterns []string, durable string) (Gran
 	}
 	g.Scope = "sub:" + c.Subject
 	return g, nil
+}
+
+// AuthorizePublish checks a subject to publish to against the token's
+// natsse claim, with the rules of subscribe (after 404, like Authorize).
+// With access control off (v or c nil) everything is allowed.
+func (v *Verifier) AuthorizePublish(c *Claims, subject string) error {
+	if v == nil || c == nil {
+		return nil
+	}
+	if len(c.Publish) == 0 {
+		return refusal.New(http.StatusForbidden, `the token allows no publishing; its issuer must add {"natsse":{"publish":["<subject pattern>", ...]}}`)
+	}
+	if !subjects.InsideAny(subject, c.Publish) {
+		return refusal.New(http.StatusForbidden, "publishing to %q is not allowed by this token, which allows: %s", subject, strings.Join(c.Publish, ", "))
+	}
+	return nil
 }

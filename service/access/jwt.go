@@ -222,6 +222,7 @@ type tokenClaims struct {
 	NATSSE *struct {
 		Subscribe []string `json:"subscribe"`
 		Durable   []string `json:"durable"`
+		Publish   []string `json:"publish"`
 	} `json:"natsse"`
 }
 
@@ -249,7 +250,7 @@ func (v *Verifier) verify(ctx context.Context, token string) (*Claims, error) {
 	}
 	if tc.NATSSE != nil {
 		c.hasClaim = true
-		c.Subscribe, c.Durables = tc.NATSSE.Subscribe, tc.NATSSE.Durable
+		c.Subscribe, c.Durables, c.Publish = tc.NATSSE.Subscribe, tc.NATSSE.Durable, tc.NATSSE.Publish
 	}
 	return c, nil
 }

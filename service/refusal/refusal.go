@@ -25,6 +25,10 @@ type Problem struct {
 	Title  string `json:"title"`
 	Status int    `json:"status"`
 	Detail string `json:"detail"`
+	// Allow lists the methods that work where a 405 was answered ("" is
+	// GET): publishing adds POST on subject paths (docs/protocol.md,
+	// "Publishing over HTTP").
+	Allow string `json:"-"`
 }
 
 // New returns a problem with the status and a formatted detail.
@@ -43,7 +47,11 @@ func (p *Problem) Write(w http.ResponseWriter) {
 		h.Set("WWW-Authenticate", "Bearer")
 	}
 	if p.Status == http.StatusMethodNotAllowed {
-		h.Set("Allow", "GET")
+		allow := p.Allow
+		if allow == "" {
+			allow = "GET"
+		}
+		h.Set("Allow", allow)
 	}
 	w.WriteHeader(p.Status)
 	enc := json.NewEncoder(w)
