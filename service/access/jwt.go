@@ -8,6 +8,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -219,10 +220,58 @@ func (v *Verifier) Waiting() string {
 // tokenClaims is a token's payload as natsse reads it.
 type tokenClaims struct {
 	jwt.RegisteredClaims
-	NATSSE *struct {
-		Subscribe []string `json:"subscribe"`
-		Durable   []string `json:"durable"`
-	} `json:"natsse"`
+	NATSSE *natsseClaim
+}
+
+// natsseClaim is the natsse claim (docs/security.md, "The claim").
+type natsseClaim struct {
+	Subscribe []string
+	Durable   []string
+}
+
+// registeredNames are the claims RegisteredClaims reads (RFC 7519 §4.1).
+var registeredNames = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti"}
+
+// UnmarshalJSON reads claim names exactly, as RFC 7519 §4 says they are
+// compared: encoding/json would match "Natsse" or "SUBSCRIBE" to a field
+// too, so that a token carrying both "natsse" and "Natsse" could be read
+// as the wider one.
+func (tc *tokenClaims) UnmarshalJSON(b []byte) error {
+	var all map[string]json.RawMessage
+	if err := json.Unmarshal(b, &all); err != nil {
+		return err
+	}
+	registered := make(map[string]json.RawMessage, len(registeredNames))
+	for _, name := range registeredNames {
+		if v, ok := all[name]; ok {
+			registered[name] = v
+		}
+	}
+	// Only exact names are left, so the case-blind match cannot mislead.
+	exact, err := json.Marshal(registered)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(exact, &tc.RegisteredClaims); err != nil {
+		return err
+	}
+	raw, ok := all["natsse"]
+	if !ok || string(raw) == "null" {
+		return nil
+	}
+	var claim map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &claim); err != nil {
+		return fmt.Errorf("the natsse claim is not an object: %w", err)
+	}
+	tc.NATSSE = &natsseClaim{}
+	for name, into := range map[string]*[]string{"subscribe": &tc.NATSSE.Subscribe, "durable": &tc.NATSSE.Durable} {
+		if v, ok := claim[name]; ok {
+			if err := json.Unmarshal(v, into); err != nil {
+				return fmt.Errorf("natsse.%s is not a list of strings: %w", name, err)
+			}
+		}
+	}
+	return nil
 }
 
 // errKeysUnavailable means the JWKS was never fetched: whether a token is
