@@ -23,6 +23,9 @@ type JWTConfig = access.Config
 // access.ParsePublicKeyPEM.
 func ParsePublicKeyPEM(b []byte) (crypto.PublicKey, error) { return access.ParsePublicKeyPEM(b) }
 
+// RedactURL hides a URL's user info and query values; see access.RedactURL.
+func RedactURL(raw string) string { return access.RedactURL(raw) }
+
 // Config is everything the service needs; cmd/natsse fills it from the
 // environment. Zero values mean the documented defaults (see WithDefaults).
 type Config struct {

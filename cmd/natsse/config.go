@@ -129,6 +129,9 @@ func (c config) check() error {
 	if err := c.checkEmbeddedAuth(); err != nil {
 		return err
 	}
+	if err := c.checkNATSURL(); err != nil {
+		return err
+	}
 	switch {
 	case !c.embedded() && !c.Anonymous && len(c.jwtSources()) == 0:
 		return errors.New("NATS_URL is set (connected mode) but no JWT settings are: set NATSSE_JWT_SECRET, NATSSE_JWT_PUBLIC_KEY or NATSSE_JWKS_URL, or NATSSE_ANONYMOUS=true to serve anonymous subscribers on purpose")

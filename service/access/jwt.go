@@ -198,7 +198,7 @@ func (v *Verifier) Describe() string {
 	case v.static != nil:
 		return "JWT " + v.static.alg
 	}
-	return "JWT, keys from " + v.cfg.JWKSURL
+	return "JWT, keys from " + RedactURL(v.cfg.JWKSURL)
 }
 
 // Run keeps the JWKS current until ctx ends; without one it returns at once.
@@ -209,12 +209,13 @@ func (v *Verifier) Run(ctx context.Context) {
 }
 
 // Waiting says, while tokens cannot be verified yet, what for ("" once
-// they can): the first fetch of the JWKS.
+// they can): the first fetch of the JWKS. It is served by /readyz, which
+// anyone may read, so it names the setting, never the URL.
 func (v *Verifier) Waiting() string {
 	if v == nil || v.jwks == nil || v.jwks.loaded() {
 		return ""
 	}
-	return "waiting for the JWKS at " + v.cfg.JWKSURL
+	return "waiting for the first fetch of the JWKS (NATSSE_JWKS_URL)"
 }
 
 // tokenClaims is a token's payload as natsse reads it.
