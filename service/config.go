@@ -228,6 +228,7 @@ func (c Config) Validate() error {
 		{"NATSSE_DURABLE_TTL", c.DurableTTL, 1, "must be positive"},
 		{"NATSSE_MAX_STREAM_AGE", c.MaxStreamAge, 0, "must not be negative"},
 		{"NATSSE_REPLAY_WAIT", c.ReplayWait, 0, "must not be negative"},
+		{"NATSSE_STREAM_MAX_AGE", c.StreamMaxAge, 0, "must not be negative (0: messages never expire)"},
 	} {
 		if d.v < d.least {
 			return fmt.Errorf("%s: %s %s", d.name, d.v, d.why)
@@ -257,6 +258,17 @@ func (c Config) Validate() error {
 	if c.BasePath != "" && (!strings.HasPrefix(c.BasePath, "/") || strings.HasSuffix(c.BasePath, "/")) {
 		return fmt.Errorf("NATSSE_BASE_PATH: %q must start with / and not end with / (like /sse-gateway)", c.BasePath)
 	}
+	// Paths are compared as sent, escaped (docs/protocol.md, "Paths and
+	// subjects"): a prefix that a client must escape would never match.
+	if i := strings.IndexFunc(c.BasePath, func(r rune) bool { return !plainPathRune(r) }); i >= 0 {
+		return fmt.Errorf("NATSSE_BASE_PATH: %q holds %q, which a URL carries escaped, so no request would match; use A-Z a-z 0-9 and - . _ ~ / only", c.BasePath, []rune(c.BasePath[i:])[0])
+	}
+	if err := validStreamName(c.Stream); err != nil {
+		return fmt.Errorf("NATSSE_STREAM: %q %v", c.Stream, err)
+	}
+	if c.StreamMaxBytes < 1 {
+		return fmt.Errorf("NATSSE_STREAM_MAX_BYTES: %d must be at least 1", c.StreamMaxBytes)
+	}
 	for _, list := range []struct {
 		name     string
 		patterns []string
@@ -267,6 +279,21 @@ func (c Config) Validate() error {
 			}
 		}
 	}
+	// nats-server refuses a stream over its own subjects, and natsse's
+	// takeovers use _natsse.>: say so at start instead of never getting
+	// ready.
+	for _, p := range c.StreamSubjects {
+		for _, own := range []string{"$JS.>", "$SYS.>", "_INBOX.>", "_natsse.>"} {
+			if subjects.Overlap(p, own) {
+				return fmt.Errorf("NATSSE_STREAM_SUBJECTS: %q would also hold NATS's own subjects (%s); start it with a literal token, like events.>", p, own)
+			}
+		}
+	}
+	// Replays reserve 4 consumers each (cursors.Reserve), and at least one
+	// named cursor must fit: else NATSSE_MAX_DURABLES would be blamed.
+	if most := (c.StreamMaxConsumers - cursors.Reserve(0) - 1) / 4; c.ReplayConcurrency > most {
+		return fmt.Errorf("NATSSE_REPLAY_CONCURRENCY: %d replays would take more than the stream's %d consumers; at most %d", c.ReplayConcurrency, c.StreamMaxConsumers, most)
+	}
 	if room := c.StreamMaxConsumers - cursors.Reserve(c.ReplayConcurrency); c.MaxDurables > room {
 		return fmt.Errorf("NATSSE_MAX_DURABLES: %d leaves too few of the stream's %d consumers for replays; at most %d", c.MaxDurables, c.StreamMaxConsumers, room)
 	}
@@ -276,6 +303,30 @@ func (c Config) Validate() error {
 		}
 	}
 	return c.JWT.Validate()
+}
+
+// plainPathRune is a rune a URL path carries as is (RFC 3986 unreserved,
+// and /).
+func plainPathRune(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-._~/", r)
+}
+
+// validStreamName refuses what JetStream refuses in a stream name (it is
+// part of API subjects and of a file path): empty, longer than 255 bytes,
+// or holding . * > / \ or white space and control characters.
+func validStreamName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("is empty")
+	case len(name) > 255:
+		return fmt.Errorf("is longer than 255 bytes")
+	}
+	for _, r := range name {
+		if r <= ' ' || r == 0x7f || strings.ContainsRune(".*>/\\", r) {
+			return fmt.Errorf("is not a stream name: it holds %q (stream names cannot hold . * > / \\ or white space)", r)
+		}
+	}
+	return nil
 }
 
 // streamCreate is the stream natsse creates when it is missing; nil when it

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"reflect"
 	"strconv"
@@ -149,6 +150,8 @@ func (c config) check() error {
 		return fmt.Errorf("NATSSE_IDLE_TIMEOUT: %s must be positive", c.IdleTimeout)
 	case c.MaxHeaderBytes < 1:
 		return fmt.Errorf("NATSSE_MAX_HEADER_BYTES: %d must be at least 1", c.MaxHeaderBytes)
+	case c.embedded() && c.StreamReplicas > 1:
+		return fmt.Errorf("NATSSE_STREAM_REPLICAS: %d needs a NATS cluster, and the embedded server is one node: use 1, or NATS_URL", c.StreamReplicas)
 	}
 	// The service's own settings are checked by the service.
 	return serviceConfig(c, nil).Validate()
@@ -240,6 +243,11 @@ func (b *byteSize) UnmarshalText(text []byte) error {
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || n < 0 {
 		return fmt.Errorf("%q is not a size like 64MiB, 1GiB or 1048576", string(text))
+	}
+	// A product past int64 would wrap, to a negative size or one that
+	// reads as unlimited.
+	if n > math.MaxInt64/mult {
+		return fmt.Errorf("%q is more than %d bytes (8 EiB)", string(text), int64(math.MaxInt64))
 	}
 	*b = byteSize(n * mult)
 	return nil
