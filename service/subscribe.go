@@ -142,6 +142,10 @@ func (s *Server) runStream(ctx context.Context, ss *sseStream, live bool) {
 		defer t.Stop()
 	}
 	if err := ss.writeRaw(fanout.RetryLine(s.cfg.Retry)); err != nil {
+		// Every stream that started is counted when it ends, also one
+		// whose client was gone before its first write (docs/operations.md,
+		// "What to alert on").
+		s.metrics.ended.WithLabelValues(endReason(err)).Inc()
 		return
 	}
 	err := ss.run(ctx, live)
