@@ -120,6 +120,11 @@ type Config struct {
 	// MaxDurables bounds named cursors; a new name beyond it is 429. It must
 	// leave room below StreamMaxConsumers. Default 10,000.
 	MaxDurables int
+	// MaxDurablesPerClient bounds the new anonymous named cursors one client
+	// address creates on a replica within DurableTTL, so that one address
+	// cannot take all of MaxDurables; beyond it, 429. Default 1,000, like
+	// MaxStreamsPerClient (room for users behind one NAT address).
+	MaxDurablesPerClient int
 
 	// JWT turns access control on; see JWTConfig.
 	JWT JWTConfig
@@ -160,6 +165,7 @@ func Defaults() Config {
 		MaxURLBytes:             8 << 10,
 		DurableTTL:              24 * time.Hour,
 		MaxDurables:             10_000,
+		MaxDurablesPerClient:    1000,
 		// A zero leeway is a setting of its own (none), so WithDefaults
 		// keeps it; this is the leeway natsse runs with by default.
 		JWT: access.Config{Leeway: 30 * time.Second}.WithDefaults(),
@@ -188,6 +194,7 @@ func (c Config) WithDefaults() Config {
 		{&c.ReservedFiles, &d.ReservedFiles}, {&c.MaxConnectionsPerClient, &d.MaxConnectionsPerClient},
 		{&c.MaxStreamsPerClient, &d.MaxStreamsPerClient}, {&c.MaxSubjects, &d.MaxSubjects},
 		{&c.MaxURLBytes, &d.MaxURLBytes}, {&c.MaxDurables, &d.MaxDurables},
+		{&c.MaxDurablesPerClient, &d.MaxDurablesPerClient},
 	} {
 		setZero(f.v, *f.d)
 	}
@@ -245,6 +252,7 @@ func (c Config) Validate() error {
 		{"NATSSE_RESERVED_FILES", c.ReservedFiles, 1}, {"NATSSE_RING_EVENTS", c.RingEvents, 1}, {"NATSSE_QUEUE_EVENTS", c.QueueEvents, 1},
 		{"NATSSE_REPLAY_CONCURRENCY", c.ReplayConcurrency, 1}, {"NATSSE_MAX_SUBJECTS", c.MaxSubjects, 1},
 		{"NATSSE_MAX_URL_BYTES", c.MaxURLBytes, 1}, {"NATSSE_MAX_DURABLES", c.MaxDurables, 1},
+		{"NATSSE_MAX_DURABLES_PER_CLIENT", c.MaxDurablesPerClient, 1},
 		{"NATSSE_RING_BYTES", c.RingBytes, 1}, {"NATSSE_REPLAY_CACHE_BYTES", c.ReplayCacheBytes, 1},
 		{"NATSSE_MAX_STREAMS", c.MaxStreams, 0}, {"NATSSE_MAX_CONNECTIONS", c.MaxConnections, 0},
 	} {

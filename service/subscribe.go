@@ -77,7 +77,7 @@ func (s *Server) authorize(r *http.Request, req request) (access.Grant, error) {
 func (s *Server) openCursor(ctx context.Context, req request, ss *sseStream) error {
 	pos, has := req.position, req.hasPosition
 	if req.durable != "" {
-		c, stored, known, err := s.served.cursors.Open(ctx, req.durable, ss.grant.Scope, req.patterns, ss.sub.Close, func() { s.streams.abort(ss) })
+		c, stored, known, err := s.served.cursors.Open(ctx, req.durable, ss.grant.Scope, ss.client, req.patterns, ss.sub.Close, func() { s.streams.abort(ss) })
 		if err != nil {
 			return err
 		}
