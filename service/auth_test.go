@@ -1,7 +1,9 @@
 package service_test
 
 import (
+	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -196,6 +198,68 @@ func TestAuthClaimRequired(t *testing.T) {
 			defer func(outer *testing.T) { e.t = outer }(e.t)
 			e.t = t
 			e.expectStatus("/events/a", bearer(mint(t, jwt.SigningMethodHS256, testSecret, claims)), 403)
+		})
+	}
+}
+
+// mintJSON signs payload, a JSON object written by hand, with testSecret:
+// the order and case of its keys are exactly as given (MapClaims would sort
+// them).
+func mintJSON(t *testing.T, payload string) string {
+	t.Helper()
+	enc := base64.RawURLEncoding
+	signing := enc.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`)) + "." + enc.EncodeToString([]byte(payload))
+	sig, err := jwt.SigningMethodHS256.Sign(signing, testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signing + "." + enc.EncodeToString(sig)
+}
+
+// TestAuthClaimNamesExact: claim names are compared exactly (RFC 7519 §4):
+// "Natsse", "NATSSE", "SUBSCRIBE", "DURABLE" and "EXP" are other claims,
+// which natsse ignores, even next to the real ones.
+func TestAuthClaimNamesExact(t *testing.T) {
+	e := startSecret(t, service.Config{})
+	exp := time.Now().Add(time.Hour).Unix()
+	past := time.Now().Add(-time.Hour).Unix()
+	for _, c := range []struct {
+		name, path, payload string
+		want                int
+	}{
+		{"natsse then Natsse", "/events/b", `{"sub":"u","exp":%d,"natsse":{"subscribe":["events.a"]},"Natsse":{"subscribe":["events.>"]}}`, 403},
+		{"narrow still works", "/events/a", `{"sub":"u","exp":%d,"natsse":{"subscribe":["events.a"]},"Natsse":{"subscribe":["events.>"]}}`, 200},
+		{"NATSSE", "/events/b", `{"sub":"u","exp":%d,"NATSSE":{"subscribe":["events.>"]}}`, 403},
+		{"SUBSCRIBE", "/events/b", `{"sub":"u","exp":%d,"natsse":{"subscribe":["events.a"],"SUBSCRIBE":["events.>"]}}`, 403},
+		{"DURABLE", "/events/a?durable=d", `{"sub":"u","exp":%d,"natsse":{"subscribe":["events.>"],"DURABLE":["d"]}}`, 403},
+		{"EXP after exp", "/events/a", `{"sub":"u","exp":` + strconv.FormatInt(past, 10) + `,"EXP":%d,"natsse":{"subscribe":["events.>"]}}`, 401},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			defer func(outer *testing.T) { e.t = outer }(e.t)
+			e.t = t
+			e.expectStatus(c.path, bearer(mintJSON(t, fmt.Sprintf(c.payload, exp))), c.want)
+		})
+	}
+}
+
+// TestDurableNeedsSub: named cursors are kept per sub, so a token without
+// one (or with an empty one) asking for a named cursor is 403, else all
+// such tokens would share, and take over, each other's cursors.
+func TestDurableNeedsSub(t *testing.T) {
+	e := startSecret(t, service.Config{})
+	exp := time.Now().Add(time.Hour).Unix()
+	for name, payload := range map[string]string{
+		"no sub":    `{"exp":%d,"natsse":{"subscribe":["events.>"],"durable":["d"]}}`,
+		"empty sub": `{"sub":"","exp":%d,"natsse":{"subscribe":["events.>"],"durable":["d"]}}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			defer func(outer *testing.T) { e.t = outer }(e.t)
+			e.t = t
+			token := mintJSON(t, fmt.Sprintf(payload, exp))
+			if detail := e.expectStatus("/events/a?durable=d", bearer(token), 403); !strings.Contains(detail, "sub") {
+				t.Errorf("detail %q, want it to say the token has no sub", detail)
+			}
+			e.expectStatus("/events/a", bearer(token), 200) // without a cursor, sub is not needed
 		})
 	}
 }

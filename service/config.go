@@ -23,6 +23,9 @@ type JWTConfig = access.Config
 // access.ParsePublicKeyPEM.
 func ParsePublicKeyPEM(b []byte) (crypto.PublicKey, error) { return access.ParsePublicKeyPEM(b) }
 
+// RedactURL hides a URL's user info and query values; see access.RedactURL.
+func RedactURL(raw string) string { return access.RedactURL(raw) }
+
 // Config is everything the service needs; cmd/natsse fills it from the
 // environment. Zero values mean the documented defaults (see WithDefaults).
 type Config struct {
@@ -124,6 +127,11 @@ type Config struct {
 	// MaxDurables bounds named cursors; a new name beyond it is 429. It must
 	// leave room below StreamMaxConsumers. Default 10,000.
 	MaxDurables int
+	// MaxDurablesPerClient bounds the new anonymous named cursors one client
+	// address creates on a replica within DurableTTL, so that one address
+	// cannot take all of MaxDurables; beyond it, 429. Default 1,000, like
+	// MaxStreamsPerClient (room for users behind one NAT address).
+	MaxDurablesPerClient int
 
 	// JWT turns access control on; see JWTConfig.
 	JWT JWTConfig
@@ -181,6 +189,7 @@ func Defaults() Config {
 		MaxURLBytes:             8 << 10,
 		DurableTTL:              24 * time.Hour,
 		MaxDurables:             10_000,
+		MaxDurablesPerClient:    1000,
 		// A zero leeway is a setting of its own (none), so WithDefaults
 		// keeps it; this is the leeway natsse runs with by default.
 		JWT: access.Config{Leeway: 30 * time.Second}.WithDefaults(),
@@ -210,6 +219,7 @@ func (c Config) WithDefaults() Config {
 		{&c.ReservedFiles, &d.ReservedFiles}, {&c.MaxConnectionsPerClient, &d.MaxConnectionsPerClient},
 		{&c.MaxStreamsPerClient, &d.MaxStreamsPerClient}, {&c.MaxSubjects, &d.MaxSubjects},
 		{&c.MaxURLBytes, &d.MaxURLBytes}, {&c.MaxDurables, &d.MaxDurables},
+		{&c.MaxDurablesPerClient, &d.MaxDurablesPerClient},
 	} {
 		setZero(f.v, *f.d)
 	}
@@ -250,6 +260,7 @@ func (c Config) Validate() error {
 		{"NATSSE_DURABLE_TTL", c.DurableTTL, 1, "must be positive"},
 		{"NATSSE_MAX_STREAM_AGE", c.MaxStreamAge, 0, "must not be negative"},
 		{"NATSSE_REPLAY_WAIT", c.ReplayWait, 0, "must not be negative"},
+		{"NATSSE_STREAM_MAX_AGE", c.StreamMaxAge, 0, "must not be negative (0: messages never expire)"},
 	} {
 		if d.v < d.least {
 			return fmt.Errorf("%s: %s %s", d.name, d.v, d.why)
@@ -266,6 +277,7 @@ func (c Config) Validate() error {
 		{"NATSSE_RESERVED_FILES", c.ReservedFiles, 1}, {"NATSSE_RING_EVENTS", c.RingEvents, 1}, {"NATSSE_QUEUE_EVENTS", c.QueueEvents, 1},
 		{"NATSSE_REPLAY_CONCURRENCY", c.ReplayConcurrency, 1}, {"NATSSE_MAX_SUBJECTS", c.MaxSubjects, 1},
 		{"NATSSE_MAX_URL_BYTES", c.MaxURLBytes, 1}, {"NATSSE_MAX_DURABLES", c.MaxDurables, 1},
+		{"NATSSE_MAX_DURABLES_PER_CLIENT", c.MaxDurablesPerClient, 1},
 		{"NATSSE_RING_BYTES", c.RingBytes, 1}, {"NATSSE_REPLAY_CACHE_BYTES", c.ReplayCacheBytes, 1},
 		{"NATSSE_MAX_STREAMS", c.MaxStreams, 0}, {"NATSSE_MAX_CONNECTIONS", c.MaxConnections, 0},
 	} {
@@ -279,6 +291,17 @@ func (c Config) Validate() error {
 	if c.BasePath != "" && (!strings.HasPrefix(c.BasePath, "/") || strings.HasSuffix(c.BasePath, "/")) {
 		return fmt.Errorf("NATSSE_BASE_PATH: %q must start with / and not end with / (like /sse-gateway)", c.BasePath)
 	}
+	// Paths are compared as sent, escaped (docs/protocol.md, "Paths and
+	// subjects"): a prefix that a client must escape would never match.
+	if i := strings.IndexFunc(c.BasePath, func(r rune) bool { return !plainPathRune(r) }); i >= 0 {
+		return fmt.Errorf("NATSSE_BASE_PATH: %q holds %q, which a URL carries escaped, so no request would match; use A-Z a-z 0-9 and - . _ ~ / only", c.BasePath, []rune(c.BasePath[i:])[0])
+	}
+	if err := validStreamName(c.Stream); err != nil {
+		return fmt.Errorf("NATSSE_STREAM: %q %v", c.Stream, err)
+	}
+	if c.StreamMaxBytes < 1 {
+		return fmt.Errorf("NATSSE_STREAM_MAX_BYTES: %d must be at least 1", c.StreamMaxBytes)
+	}
 	for _, list := range []struct {
 		name     string
 		patterns []string
@@ -288,6 +311,21 @@ func (c Config) Validate() error {
 				return fmt.Errorf("%s: %q: %v", list.name, p, err)
 			}
 		}
+	}
+	// nats-server refuses a stream over its own subjects, and natsse's
+	// takeovers use _natsse.>: say so at start instead of never getting
+	// ready.
+	for _, p := range c.StreamSubjects {
+		for _, own := range []string{"$JS.>", "$SYS.>", "_INBOX.>", "_natsse.>"} {
+			if subjects.Overlap(p, own) {
+				return fmt.Errorf("NATSSE_STREAM_SUBJECTS: %q would also hold NATS's own subjects (%s); start it with a literal token, like events.>", p, own)
+			}
+		}
+	}
+	// Replays reserve 4 consumers each (cursors.Reserve), and at least one
+	// named cursor must fit: else NATSSE_MAX_DURABLES would be blamed.
+	if most := (c.StreamMaxConsumers - cursors.Reserve(0) - 1) / 4; c.ReplayConcurrency > most {
+		return fmt.Errorf("NATSSE_REPLAY_CONCURRENCY: %d replays would take more than the stream's %d consumers; at most %d", c.ReplayConcurrency, c.StreamMaxConsumers, most)
 	}
 	if room := c.StreamMaxConsumers - cursors.Reserve(c.ReplayConcurrency); c.MaxDurables > room {
 		return fmt.Errorf("NATSSE_MAX_DURABLES: %d leaves too few of the stream's %d consumers for replays; at most %d", c.MaxDurables, c.StreamMaxConsumers, room)
@@ -307,6 +345,30 @@ func (c Config) Validate() error {
 		}
 	}
 	return c.JWT.Validate()
+}
+
+// plainPathRune is a rune a URL path carries as is (RFC 3986 unreserved,
+// and /).
+func plainPathRune(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-._~/", r)
+}
+
+// validStreamName refuses what JetStream refuses in a stream name (it is
+// part of API subjects and of a file path): empty, longer than 255 bytes,
+// or holding . * > / \ or white space and control characters.
+func validStreamName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("is empty")
+	case len(name) > 255:
+		return fmt.Errorf("is longer than 255 bytes")
+	}
+	for _, r := range name {
+		if r <= ' ' || r == 0x7f || strings.ContainsRune(".*>/\\", r) {
+			return fmt.Errorf("is not a stream name: it holds %q (stream names cannot hold . * > / \\ or white space)", r)
+		}
+	}
+	return nil
 }
 
 // streamCreate is the stream natsse creates when it is missing; nil when it

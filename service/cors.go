@@ -3,6 +3,8 @@ package service
 import (
 	"net/http"
 	"slices"
+
+	"github.com/natsse/natsse/service/refusal"
 )
 
 // corsRequestHeaders are what polyfills add to a stream request.
@@ -33,6 +35,12 @@ func (s *Server) cors(w http.ResponseWriter, r *http.Request) bool {
 	}
 	if r.Method != http.MethodOptions {
 		return false
+	}
+	// Only a CORS preflight is answered; any other OPTIONS is a method
+	// natsse does not serve (docs/protocol.md, "Errors").
+	if origin == "" || r.Header.Get("Access-Control-Request-Method") == "" {
+		s.refuse(w, r, refusal.New(http.StatusMethodNotAllowed, "%s is not supported here: use GET (a CORS preflight sends Origin and Access-Control-Request-Method)", r.Method))
+		return true
 	}
 	if allowed {
 		methods, headers := "GET", corsRequestHeaders

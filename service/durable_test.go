@@ -10,10 +10,12 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/natsse/natsse/service"
@@ -354,5 +356,40 @@ func TestDurableScopedByToken(t *testing.T) {
 	}
 	if len(names) != 2 || names[0] == names[1] || strings.Contains(strings.Join(names, " "), "anon") {
 		t.Errorf("consumers %v, want two scoped cursors, one per user", names)
+	}
+}
+
+// TestDurablePerClientAndCheapRefusal: one address creates at most
+// MaxDurablesPerClient new anonymous names (429 naming the setting), while
+// the names it has keep working; and once NATSSE_MAX_DURABLES is reached,
+// refusals come from a count kept, not from listing every consumer per
+// request (the list requests are seen on NATS itself).
+func TestDurablePerClientAndCheapRefusal(t *testing.T) {
+	e := start(t, service.Config{MaxDurablesPerClient: 2})
+	e.open("/events/p?durable=one", nil).close()
+	e.open("/events/p?durable=two", nil).close()
+	e.expectProblem("/events/p?durable=three", http.StatusTooManyRequests, "NATSSE_MAX_DURABLES_PER_CLIENT")
+	e.open("/events/p?durable=one", nil).close()
+
+	full := start(t, service.Config{MaxDurables: 1})
+	full.open("/events/f?durable=only", nil).close()
+	var lists atomic.Int64
+	sub, err := full.nc.Subscribe("$JS.API.CONSUMER.NAMES.EVENTS", func(*nats.Msg) { lists.Add(1) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := full.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	const refused = 20
+	for i := range refused {
+		full.expectProblem(fmt.Sprintf("/events/f?durable=more%d", i), http.StatusTooManyRequests, "NATSSE_MAX_DURABLES")
+	}
+	if err := full.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if n := lists.Load(); n > refused/4 {
+		t.Errorf("%d refusals listed the stream's consumers %d times; want the count kept between them", refused, n)
 	}
 }

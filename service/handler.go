@@ -56,9 +56,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// MetricsHandler serves the Prometheus metrics.
+// MetricsHandler serves the Prometheus metrics, to GET and HEAD only.
 func (s *Server) MetricsHandler() http.Handler {
-	return promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{})
+	h := promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			s.refuse(w, r, refusal.New(http.StatusMethodNotAllowed, "%s is not supported here: use GET", r.Method))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func (s *Server) stripBase(path string) (string, bool) {

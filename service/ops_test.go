@@ -1,12 +1,14 @@
 package service_test
 
 import (
+	"bufio"
 	"cmp"
 	"context"
 	"errors"
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -140,5 +142,54 @@ func TestMaxStreamAge(t *testing.T) {
 		if seq != uint64(i+1) {
 			t.Fatalf("got ids %v, want 1 to %d once each, in order", got, total)
 		}
+	}
+}
+
+// metricSum adds up the series of a labelled metric on /metrics.
+func (e *env) metricSum(name string) float64 {
+	e.t.Helper()
+	resp, err := http.Get(e.url + "/metrics")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sum := 0.0
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), name+"{"); ok {
+			_, v, _ := strings.Cut(rest, "} ")
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				e.t.Fatalf("metric %s: %v", name, err)
+			}
+			sum += f
+		}
+	}
+	return sum
+}
+
+// TestStreamsEndedCountsFailedFirstWrite: a stream whose very first write
+// fails is counted in natsse_streams_ended_total like any other. The fault
+// is built in: a write timeout of 1ns has passed before any write, taken
+// over (HTTP/1.1) or through net/http.
+func TestStreamsEndedCountsFailedFirstWrite(t *testing.T) {
+	for name, noHijack := range map[string]bool{"taken over": false, "net/http": true} {
+		t.Run(name, func(t *testing.T) {
+			e := start(t, service.Config{WriteTimeout: time.Nanosecond, NoHijack: noHijack})
+			e.t = t
+			const n = 5
+			for range n {
+				resp, err := http.Get(e.url + "/events/a")
+				if err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			}
+			waitFor(t, "every stream ended", func() bool { return e.metric("natsse_streams_open") == 0 })
+			started := e.metric(`natsse_stream_requests_total{outcome="stream"}`)
+			if ended := e.metricSum("natsse_streams_ended_total"); started != n || ended != started {
+				t.Errorf("%v streams started, %v counted as ended; want %d and %d", started, ended, n, n)
+			}
+		})
 	}
 }

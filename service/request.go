@@ -2,6 +2,7 @@ package service
 
 import (
 	"errors"
+	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -111,9 +112,24 @@ func setPosition(req *request, v, where string) error {
 	return nil
 }
 
-// parseSince reads an RFC 3339 time or a duration back from now.
+// JetStream compares start times in Unix nanoseconds, an int64: a time
+// outside these would wrap (docs/protocol.md, "Resuming").
+var (
+	earliestSince = time.Unix(0, 1).UTC()
+	latestSince   = time.Unix(0, math.MaxInt64).UTC()
+)
+
+// parseSince reads an RFC 3339 time or a duration back from now, clamped
+// to what JetStream can compare: before 1970 is everything stored, after
+// 2262 nothing yet.
 func parseSince(v string, now time.Time) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		switch {
+		case t.Before(earliestSince):
+			t = earliestSince
+		case t.After(latestSince):
+			t = latestSince
+		}
 		return t, nil
 	}
 	d, err := time.ParseDuration(v)

@@ -335,3 +335,30 @@ func TestRequestRetryConfigured(t *testing.T) {
 		t.Fatalf("got %d, first block %+v (%v), want retry: 3500", a.status, a.first, a.err)
 	}
 }
+
+// TestRequestOptionsAndMetricsMethods: an OPTIONS that is not a CORS
+// preflight is 405 with Allow on every path, CORS on or off, and /metrics
+// answers GET and HEAD only.
+func TestRequestOptionsAndMetricsMethods(t *testing.T) {
+	off := start(t, service.Config{})
+	on := start(t, service.Config{CORSOrigins: []string{"https://app.example"}})
+	for _, e := range []*env{off, on} {
+		for _, target := range []string{"/events/demo", "/healthz", "/metrics", "/nowhere"} {
+			if a := e.send(http.MethodOptions, target, nil); a.status != http.StatusMethodNotAllowed || a.header.Get("Allow") != "GET" {
+				t.Errorf("OPTIONS %s: got %d with Allow %q, want 405 with Allow: GET", target, a.status, a.header.Get("Allow"))
+			}
+		}
+	}
+	preflight := header("Origin", "https://app.example", "Access-Control-Request-Method", "GET")
+	if a := on.send(http.MethodOptions, "/events/demo", preflight); a.status != http.StatusNoContent {
+		t.Errorf("a CORS preflight: got %d, want 204", a.status)
+	}
+	for _, method := range []string{http.MethodPost, http.MethodPut, http.MethodDelete, "PATCH"} {
+		if a := off.send(method, "/metrics", nil); a.status != http.StatusMethodNotAllowed || a.header.Get("Allow") != "GET" {
+			t.Errorf("%s /metrics: got %d with Allow %q, want 405 with Allow: GET", method, a.status, a.header.Get("Allow"))
+		}
+	}
+	if a := off.send(http.MethodHead, "/metrics", nil); a.status != http.StatusOK {
+		t.Errorf("HEAD /metrics: got %d, want 200", a.status)
+	}
+}

@@ -327,3 +327,20 @@ func TestEnvelopeJSON(t *testing.T) {
 		t.Fatalf("without envelope: got %+v, want the payload as is", ev)
 	}
 }
+
+// TestSinceOutsideUnixNanos: since= before 1677 or after 2262 does not wrap
+// around in JetStream's nanosecond times: the first returns everything
+// stored, the second nothing stored, only what comes next.
+func TestSinceOutsideUnixNanos(t *testing.T) {
+	e := start(t, service.Config{})
+	for i := 1; i <= 3; i++ {
+		e.publish("events.a", seqPayload(i))
+	}
+	early := e.open("/events/a?since=1600-01-01T00:00:00Z", nil)
+	early.expectSeqs(1, 3)
+	late := e.open("/events/a?since=2300-01-01T00:00:00Z", nil)
+	waitFor(t, "the late stream replayed", func() bool { return e.metric("natsse_streams_open") == 2 })
+	e.publish("events.a", seqPayload(4))
+	early.expectSeqs(4, 4)
+	late.expectSeqs(4, 4)
+}

@@ -122,6 +122,9 @@ func (s *Server) Ready() (bool, string) {
 	return true, "ok"
 }
 
+// OpenStreams is how many SSE streams are open, by natsse's own count.
+func (s *Server) OpenStreams() int64 { return s.streams.count() }
+
 // Close ends every stream still open at once, even one blocked on a client
 // that stopped reading: what Drain could not finish in time.
 func (s *Server) Close() { s.streams.closeNow() }

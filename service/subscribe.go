@@ -77,7 +77,7 @@ func (s *Server) authorize(r *http.Request, req request) (access.Grant, error) {
 func (s *Server) openCursor(ctx context.Context, req request, ss *sseStream) error {
 	pos, has := req.position, req.hasPosition
 	if req.durable != "" {
-		c, stored, known, err := s.served.cursors.Open(ctx, req.durable, ss.grant.Scope, req.patterns, ss.sub.Close, func() { s.streams.abort(ss) })
+		c, stored, known, err := s.served.cursors.Open(ctx, req.durable, ss.grant.Scope, ss.client, req.patterns, ss.sub.Close, func() { s.streams.abort(ss) })
 		if err != nil {
 			return err
 		}
@@ -142,6 +142,10 @@ func (s *Server) runStream(ctx context.Context, ss *sseStream, live bool) {
 		defer t.Stop()
 	}
 	if err := ss.writeRaw(fanout.RetryLine(s.cfg.Retry)); err != nil {
+		// Every stream that started is counted when it ends, also one
+		// whose client was gone before its first write (docs/operations.md,
+		// "What to alert on").
+		s.metrics.ended.WithLabelValues(endReason(err)).Inc()
 		return
 	}
 	err := ss.run(ctx, live)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"reflect"
 	"strconv"
@@ -72,26 +73,27 @@ type config struct {
 	StreamReplicas int           `env:"NATSSE_STREAM_REPLICAS" envDefault:"1" help:"replicas of a stream natsse creates"`
 	Subjects       []string      `env:"NATSSE_SUBJECTS" help:"subjects exposed over HTTP (default: the stream's subjects)"`
 
-	Heartbeat         time.Duration `env:"NATSSE_HEARTBEAT" envDefault:"15s" help:"longest silence on a stream before a : comment line"`
-	Retry             time.Duration `env:"NATSSE_RETRY" envDefault:"2s" help:"the retry: value sent at the start of each stream"`
-	WriteTimeout      time.Duration `env:"NATSSE_WRITE_TIMEOUT" envDefault:"15s" help:"a client that takes no write for this long is cut off"`
-	MaxStreamAge      time.Duration `env:"NATSSE_MAX_STREAM_AGE" envDefault:"0s" help:"close streams after this jittered lifetime (0 = off)"`
-	ShutdownTimeout   time.Duration `env:"NATSSE_SHUTDOWN_TIMEOUT" envDefault:"10s" help:"SIGTERM: streams are closed and the process exits within this"`
-	RingEvents        int           `env:"NATSSE_RING_EVENTS" envDefault:"10000" help:"recent events kept in memory for resumes"`
-	RingBytes         byteSize      `env:"NATSSE_RING_BYTES" envDefault:"64MiB" help:"bytes of recent events kept in memory"`
-	QueueEvents       int           `env:"NATSSE_QUEUE_EVENTS" envDefault:"512" help:"events queued per client before it falls back to catching up"`
-	ReplayConcurrency int           `env:"NATSSE_REPLAY_CONCURRENCY" envDefault:"16" help:"concurrent JetStream replays (others wait, stream open)"`
-	ReplayWait        time.Duration `env:"NATSSE_REPLAY_WAIT" envDefault:"5s" help:"a stream that waited this long for a replay slot gets the soft refusal (retry later)"`
-	ReplayCacheBytes  byteSize      `env:"NATSSE_REPLAY_CACHE_BYTES" envDefault:"64MiB" help:"bytes of replayed events kept for other clients resuming on the same subjects"`
-	MaxStreams        int           `env:"NATSSE_MAX_STREAMS" envDefault:"0" help:"open streams in total (0 = open-file limit - NATSSE_RESERVED_FILES)"`
-	MaxConnections    int           `env:"NATSSE_MAX_CONNECTIONS" envDefault:"0" help:"open client connections of every kind; more are closed at once (0 = open-file limit - NATSSE_RESERVED_FILES)"`
-	ReservedFiles     int           `env:"NATSSE_RESERVED_FILES" envDefault:"256" help:"open files client connections never take (NATS, the store, logs)"`
-	IdleTimeout       time.Duration `env:"NATSSE_IDLE_TIMEOUT" envDefault:"30s" help:"an HTTP connection with no request in flight for this long is closed (HTTP/1.1 keep-alive, HTTP/2)"`
-	MaxSubjects       int           `env:"NATSSE_MAX_SUBJECTS" envDefault:"16" help:"subjects per request"`
-	MaxURLBytes       int           `env:"NATSSE_MAX_URL_BYTES" envDefault:"8192" help:"request URL length"`
-	MaxHeaderBytes    byteSize      `env:"NATSSE_MAX_HEADER_BYTES" envDefault:"16KiB" help:"request header size (larger: 431)"`
-	DurableTTL        time.Duration `env:"NATSSE_DURABLE_TTL" envDefault:"24h" help:"a named cursor (?durable=) unused for this long is removed"`
-	MaxDurables       int           `env:"NATSSE_MAX_DURABLES" envDefault:"10000" help:"named cursors in total; a new name beyond it is 429"`
+	Heartbeat            time.Duration `env:"NATSSE_HEARTBEAT" envDefault:"15s" help:"longest silence on a stream before a : comment line"`
+	Retry                time.Duration `env:"NATSSE_RETRY" envDefault:"2s" help:"the retry: value sent at the start of each stream"`
+	WriteTimeout         time.Duration `env:"NATSSE_WRITE_TIMEOUT" envDefault:"15s" help:"a client that takes no write for this long is cut off"`
+	MaxStreamAge         time.Duration `env:"NATSSE_MAX_STREAM_AGE" envDefault:"0s" help:"close streams after this jittered lifetime (0 = off)"`
+	ShutdownTimeout      time.Duration `env:"NATSSE_SHUTDOWN_TIMEOUT" envDefault:"10s" help:"SIGTERM: streams are closed and the process exits within this"`
+	RingEvents           int           `env:"NATSSE_RING_EVENTS" envDefault:"10000" help:"recent events kept in memory for resumes"`
+	RingBytes            byteSize      `env:"NATSSE_RING_BYTES" envDefault:"64MiB" help:"bytes of recent events kept in memory"`
+	QueueEvents          int           `env:"NATSSE_QUEUE_EVENTS" envDefault:"512" help:"events queued per client before it falls back to catching up"`
+	ReplayConcurrency    int           `env:"NATSSE_REPLAY_CONCURRENCY" envDefault:"16" help:"concurrent JetStream replays (others wait, stream open)"`
+	ReplayWait           time.Duration `env:"NATSSE_REPLAY_WAIT" envDefault:"5s" help:"a stream that waited this long for a replay slot gets the soft refusal (retry later)"`
+	ReplayCacheBytes     byteSize      `env:"NATSSE_REPLAY_CACHE_BYTES" envDefault:"64MiB" help:"bytes of replayed events kept for other clients resuming on the same subjects"`
+	MaxStreams           int           `env:"NATSSE_MAX_STREAMS" envDefault:"0" help:"open streams in total (0 = open-file limit - NATSSE_RESERVED_FILES)"`
+	MaxConnections       int           `env:"NATSSE_MAX_CONNECTIONS" envDefault:"0" help:"open client connections of every kind; more are closed at once (0 = open-file limit - NATSSE_RESERVED_FILES)"`
+	ReservedFiles        int           `env:"NATSSE_RESERVED_FILES" envDefault:"256" help:"open files client connections never take (NATS, the store, logs)"`
+	IdleTimeout          time.Duration `env:"NATSSE_IDLE_TIMEOUT" envDefault:"30s" help:"an HTTP connection with no request in flight for this long is closed (HTTP/1.1 keep-alive, HTTP/2)"`
+	MaxSubjects          int           `env:"NATSSE_MAX_SUBJECTS" envDefault:"16" help:"subjects per request"`
+	MaxURLBytes          int           `env:"NATSSE_MAX_URL_BYTES" envDefault:"8192" help:"request URL length"`
+	MaxHeaderBytes       byteSize      `env:"NATSSE_MAX_HEADER_BYTES" envDefault:"16KiB" help:"request header size (larger: 431)"`
+	DurableTTL           time.Duration `env:"NATSSE_DURABLE_TTL" envDefault:"24h" help:"a named cursor (?durable=) unused for this long is removed"`
+	MaxDurables          int           `env:"NATSSE_MAX_DURABLES" envDefault:"10000" help:"named cursors in total; a new name beyond it is 429"`
+	MaxDurablesPerClient int           `env:"NATSSE_MAX_DURABLES_PER_CLIENT" envDefault:"1000" help:"new anonymous named cursors per client address within NATSSE_DURABLE_TTL; beyond it, 429"`
 
 	MaxStreamsPerClient int        `env:"NATSSE_MAX_STREAMS_PER_CLIENT" envDefault:"1000" help:"open streams per client address"`
 	MaxConnsPerClient   int        `env:"NATSSE_MAX_CONNECTIONS_PER_CLIENT" envDefault:"1024" help:"open connections per peer address (trusted proxies excepted); more are closed at once"`
@@ -134,6 +136,9 @@ func (c config) check() error {
 	if err := c.checkEmbeddedAuth(); err != nil {
 		return err
 	}
+	if err := c.checkNATSURL(); err != nil {
+		return err
+	}
 	switch {
 	case !c.embedded() && !c.Anonymous && len(c.jwtSources()) == 0:
 		return errors.New("NATS_URL is set (connected mode) but no JWT settings are: set NATSSE_JWT_SECRET, NATSSE_JWT_PUBLIC_KEY or NATSSE_JWKS_URL, or NATSSE_ANONYMOUS=true to serve anonymous subscribers on purpose")
@@ -151,6 +156,8 @@ func (c config) check() error {
 		return fmt.Errorf("NATSSE_IDLE_TIMEOUT: %s must be positive", c.IdleTimeout)
 	case c.MaxHeaderBytes < 1:
 		return fmt.Errorf("NATSSE_MAX_HEADER_BYTES: %d must be at least 1", c.MaxHeaderBytes)
+	case c.embedded() && c.StreamReplicas > 1:
+		return fmt.Errorf("NATSSE_STREAM_REPLICAS: %d needs a NATS cluster, and the embedded server is one node: use 1, or NATS_URL", c.StreamReplicas)
 	}
 	// The service's own settings are checked by the service, with the JWT
 	// settings checked above (NATSSE_PUBLISH=token needs them).
@@ -245,6 +252,11 @@ func (b *byteSize) UnmarshalText(text []byte) error {
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || n < 0 {
 		return fmt.Errorf("%q is not a size like 64MiB, 1GiB or 1048576", string(text))
+	}
+	// A product past int64 would wrap, to a negative size or one that
+	// reads as unlimited.
+	if n > math.MaxInt64/mult {
+		return fmt.Errorf("%q is more than %d bytes (8 EiB)", string(text), int64(math.MaxInt64))
 	}
 	*b = byteSize(n * mult)
 	return nil

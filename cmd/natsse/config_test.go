@@ -4,6 +4,7 @@ import (
 	"maps"
 	"net"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -200,5 +201,43 @@ func TestLoadConfigPublish(t *testing.T) {
 	_, err := loadConfig(map[string]string{"NATSSE_PUBLISH": "token"})
 	if err == nil || !strings.Contains(err.Error(), "NATSSE_PUBLISH=token") || !strings.Contains(err.Error(), "NATSSE_JWT_SECRET") {
 		t.Errorf("NATSSE_PUBLISH=token without a key source: %v, want it refused, naming what to set", err)
+	}
+}
+
+// negative finds a negative number in a message.
+var negative = regexp.MustCompile(`(^|[^0-9A-Za-z])-[0-9]`)
+
+// TestLoadConfigRefusesBadStreamAndLimits: settings that used to leave
+// natsse half-started, silently wrong, or blaming another variable are
+// refused in one line that names their own variable, with no negative
+// number from an overflow.
+func TestLoadConfigRefusesBadStreamAndLimits(t *testing.T) {
+	for _, c := range []struct{ name, value string }{
+		{"NATSSE_STREAM_MAX_AGE", "-1h"},
+		{"NATSSE_STREAM", "bad.name"},
+		{"NATSSE_STREAM", "has space"},
+		{"NATSSE_STREAM_REPLICAS", "3"}, // embedded: one node
+		{"NATSSE_STREAM_SUBJECTS", ">"},
+		{"NATSSE_STREAM_SUBJECTS", "*.>"},
+		{"NATSSE_STREAM_MAX_BYTES", "9007199254740993KiB"},
+		{"NATSSE_REPLAY_WAIT", "-1s"},
+		{"NATSSE_REPLAY_CONCURRENCY", "100000"},
+		{"NATSSE_RING_BYTES", "8589934592GiB"},
+		{"NATSSE_BASE_PATH", "/ü"},
+		{"NATSSE_BASE_PATH", "/a b"},
+		{"NATSSE_BASE_PATH", "/a?b"},
+		{"NATSSE_BASE_PATH", "/a%2Fb"},
+	} {
+		_, err := loadConfig(map[string]string{c.name: c.value})
+		if err == nil || !strings.HasPrefix(err.Error(), c.name+":") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s=%s: got %v, want one line starting with %s:", c.name, c.value, err, c.name)
+			continue
+		}
+		if negative.MatchString(err.Error()) && !strings.Contains(c.value, "-") {
+			t.Errorf("%s=%s: %v prints a negative number", c.name, c.value, err)
+		}
+	}
+	if _, err := loadConfig(map[string]string{"NATS_URL": "nats://127.0.0.1:4222", "NATSSE_ANONYMOUS": "true", "NATSSE_STREAM_REPLICAS": "3"}); err != nil {
+		t.Errorf("connected mode with NATSSE_STREAM_REPLICAS=3: %v", err)
 	}
 }

@@ -45,7 +45,7 @@ func (c config) checkJWT() error {
 	if c.JWKSURL != "" {
 		u, err := url.Parse(c.JWKSURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("NATSSE_JWKS_URL: %q is not an http(s) URL", c.JWKSURL)
+			return fmt.Errorf("NATSSE_JWKS_URL: %s is not an http(s) URL", redactURLs(c.JWKSURL))
 		}
 	}
 	_, err := c.jwtConfig()

@@ -126,6 +126,13 @@ func versionString() string {
 
 // run serves until ctx ends, then shuts down within cfg.ShutdownTimeout.
 func run(ctx context.Context, cfg config, log *slog.Logger) error {
+	// Stopped last, after NATS: the watchdog covers the whole shutdown.
+	var watchdog *time.Timer
+	defer func() {
+		if watchdog != nil {
+			watchdog.Stop()
+		}
+	}()
 	tlsConfig, err := serverTLS(cfg)
 	if err != nil {
 		return err
@@ -204,16 +211,30 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	case <-ctx.Done():
 	}
 	log.Info("shutting down: closing streams", "timeout", cfg.ShutdownTimeout.String())
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	// The process is gone within the timeout whatever clients or NATS do
+	// (docs/operations.md, "Limits"): streams get half of it to take their
+	// final flush, then are cut; HTTP gets up to three quarters; NATS and
+	// the store the rest, and the watchdog ends what is left.
+	start := time.Now()
+	watchdog = time.AfterFunc(cfg.ShutdownTimeout, func() {
+		log.Error("shutdown timeout passed: exiting now", "streams_open", svc.OpenStreams())
+		os.Exit(1)
+	})
+	drainCtx, cancelDrain := context.WithDeadline(context.Background(), start.Add(cfg.ShutdownTimeout/2))
+	defer cancelDrain()
+	sctx, cancel := context.WithDeadline(context.Background(), start.Add(cfg.ShutdownTimeout*3/4))
 	defer cancel()
-	if err := svc.Drain(sctx); err != nil {
+	if err := svc.Drain(drainCtx); err != nil {
 		log.Warn("drain: closing the rest at once", "err", err)
 		svc.Close()
+		if err := svc.Drain(sctx); err != nil { // now only waits for them to end
+			log.Warn("streams still open after they were cut", "err", err)
+		}
 	}
 	if err := srv.Shutdown(sctx); err != nil {
 		_ = srv.Close()
 	}
-	log.Info("stopped")
+	log.Info("stopped", "streams_open", svc.OpenStreams())
 	return nil
 }
 

@@ -154,10 +154,13 @@ func (v *Verifier) Authorize(c *Claims, patterns []string, durable string) (Gran
 		return g, nil
 	}
 	// A named cursor is scoped to the token's sub, so two users never share
-	// a cursor (docs/protocol.md, "Named cursors"). A token without sub gets
-	// a scope of its own, apart from anonymous cursors.
+	// a cursor (docs/protocol.md, "Named cursors"). Tokens without a sub
+	// would all share one scope, and so each other's cursors: refused.
 	if !slices.Contains(c.Durables, durable) {
 		return Grant{}, refusal.New(http.StatusForbidden, "the token does not allow the named cursor %q: list it in the natsse.durable claim", durable)
+	}
+	if c.Subject == "" {
+		return Grant{}, refusal.New(http.StatusForbidden, "the token has no sub, and named cursors are kept per sub: its issuer must set sub to use the named cursor %q", durable)
 	}
 	g.Scope = "sub:" + c.Subject
 	return g, nil

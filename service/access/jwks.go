@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"math/big"
 	"net/http"
+	"net/url"
 	"slices"
 	"sync"
 	"time"
@@ -31,6 +32,7 @@ const (
 // set in use.
 type jwks struct {
 	url         string
+	shown       string // url redacted, for logs and errors
 	refresh     time.Duration
 	minInterval time.Duration // between fetches for unknown key ids
 	client      *http.Client
@@ -44,7 +46,7 @@ type jwks struct {
 }
 
 func newJWKS(cfg Config, log *slog.Logger) *jwks {
-	return &jwks{url: cfg.JWKSURL, refresh: cfg.JWKSRefresh, minInterval: cfg.JWKSMinInterval,
+	return &jwks{url: cfg.JWKSURL, shown: RedactURL(cfg.JWKSURL), refresh: cfg.JWKSRefresh, minInterval: cfg.JWKSMinInterval,
 		client: &http.Client{Timeout: jwksTimeout}, log: log}
 }
 
@@ -58,7 +60,7 @@ func (k *jwks) run(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			k.log.Warn("JWKS fetch failed; keeping the last keys", "url", k.url, "err", err, "retry_in", backoff.String())
+			k.log.Warn("JWKS fetch failed; keeping the last keys", "url", k.shown, "err", err, "retry_in", backoff.String())
 			wait, backoff = min(backoff, k.refresh), min(2*backoff, k.refresh)
 		} else {
 			backoff = time.Second
@@ -153,18 +155,23 @@ func (k *jwks) get(ctx context.Context) (map[string]verificationKey, error) {
 	req.Header.Set("Accept", "application/jwk-set+json, application/json")
 	resp, err := k.client.Do(req)
 	if err != nil {
+		// net/http strips the password from the URL it reports, but not
+		// the user or the query.
+		if ue, ok := errors.AsType[*url.Error](err); ok {
+			ue.URL = k.shown
+		}
 		return nil, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", k.url, resp.Status)
+		return nil, fmt.Errorf("GET %s: %s", k.shown, resp.Status)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, jwksMaxBytes+1))
 	if err != nil {
 		return nil, err
 	}
 	if len(body) > jwksMaxBytes {
-		return nil, fmt.Errorf("GET %s: the key set is larger than %d bytes", k.url, jwksMaxBytes)
+		return nil, fmt.Errorf("GET %s: the key set is larger than %d bytes", k.shown, jwksMaxBytes)
 	}
 	return parseJWKS(body)
 }

@@ -8,6 +8,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -197,7 +198,7 @@ func (v *Verifier) Describe() string {
 	case v.static != nil:
 		return "JWT " + v.static.alg
 	}
-	return "JWT, keys from " + v.cfg.JWKSURL
+	return "JWT, keys from " + RedactURL(v.cfg.JWKSURL)
 }
 
 // Run keeps the JWKS current until ctx ends; without one it returns at once.
@@ -208,22 +209,71 @@ func (v *Verifier) Run(ctx context.Context) {
 }
 
 // Waiting says, while tokens cannot be verified yet, what for ("" once
-// they can): the first fetch of the JWKS.
+// they can): the first fetch of the JWKS. It is served by /readyz, which
+// anyone may read, so it names the setting, never the URL.
 func (v *Verifier) Waiting() string {
 	if v == nil || v.jwks == nil || v.jwks.loaded() {
 		return ""
 	}
-	return "waiting for the JWKS at " + v.cfg.JWKSURL
+	return "waiting for the first fetch of the JWKS (NATSSE_JWKS_URL)"
 }
 
 // tokenClaims is a token's payload as natsse reads it.
 type tokenClaims struct {
 	jwt.RegisteredClaims
-	NATSSE *struct {
-		Subscribe []string `json:"subscribe"`
-		Durable   []string `json:"durable"`
-		Publish   []string `json:"publish"`
-	} `json:"natsse"`
+	NATSSE *natsseClaim
+}
+
+// natsseClaim is the natsse claim (docs/security.md, "The claim").
+type natsseClaim struct {
+	Subscribe []string
+	Durable   []string
+	Publish   []string
+}
+
+// registeredNames are the claims RegisteredClaims reads (RFC 7519 §4.1).
+var registeredNames = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti"}
+
+// UnmarshalJSON reads claim names exactly, as RFC 7519 §4 says they are
+// compared: encoding/json would match "Natsse" or "SUBSCRIBE" to a field
+// too, so that a token carrying both "natsse" and "Natsse" could be read
+// as the wider one.
+func (tc *tokenClaims) UnmarshalJSON(b []byte) error {
+	var all map[string]json.RawMessage
+	if err := json.Unmarshal(b, &all); err != nil {
+		return err
+	}
+	registered := make(map[string]json.RawMessage, len(registeredNames))
+	for _, name := range registeredNames {
+		if v, ok := all[name]; ok {
+			registered[name] = v
+		}
+	}
+	// Only exact names are left, so the case-blind match cannot mislead.
+	exact, err := json.Marshal(registered)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(exact, &tc.RegisteredClaims); err != nil {
+		return err
+	}
+	raw, ok := all["natsse"]
+	if !ok || string(raw) == "null" {
+		return nil
+	}
+	var claim map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &claim); err != nil {
+		return fmt.Errorf("the natsse claim is not an object: %w", err)
+	}
+	tc.NATSSE = &natsseClaim{}
+	for name, into := range map[string]*[]string{"subscribe": &tc.NATSSE.Subscribe, "durable": &tc.NATSSE.Durable, "publish": &tc.NATSSE.Publish} {
+		if v, ok := claim[name]; ok {
+			if err := json.Unmarshal(v, into); err != nil {
+				return fmt.Errorf("natsse.%s is not a list of strings: %w", name, err)
+			}
+		}
+	}
+	return nil
 }
 
 // errKeysUnavailable means the JWKS was never fetched: whether a token is

@@ -17,8 +17,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -37,6 +39,10 @@ type Config struct {
 	TTL time.Duration
 	// Max bounds the cursors (NATSSE_MAX_DURABLES).
 	Max int
+	// PerClient bounds the new anonymous names one client address creates
+	// on this replica within TTL (NATSSE_MAX_DURABLES_PER_CLIENT), so that
+	// one address cannot take the whole of Max. Tokens list their names.
+	PerClient int
 	// ReplayConcurrency is the replays per replica, which need consumers of
 	// the stream too (see Reserve).
 	ReplayConcurrency int
@@ -52,12 +58,32 @@ type Cursors struct {
 	// filters are the consumer filters of everything served, for a cursor
 	// whose own patterns overlap.
 	filters func() []string
+
+	mu sync.Mutex
+	// created counts new anonymous names per client address, per TTL.
+	created map[netip.Addr]*createdWindow
+	// fullAt is when room last counted the cursors and found no room, and
+	// fullCount what it counted: until roomRecheck has passed, a new name
+	// is refused from this count, without listing every consumer again.
+	fullAt               time.Time
+	fullCount, fullLimit int
 }
+
+// createdWindow counts the names an address created since start.
+type createdWindow struct {
+	start time.Time
+	n     int
+}
+
+// roomRecheck is how long a full count is trusted: cursors that expire
+// meanwhile free their room this much later at most.
+const roomRecheck = 5 * time.Second
 
 // New returns the cursors of cfg.Stream; takeovers are answered while Run
 // runs.
 func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, filters func() []string) *Cursors {
-	return &Cursors{cfg: cfg, nc: nc, js: js, takeovers: newTakeovers(cfg.Stream, nc, cfg.Log), filters: filters}
+	return &Cursors{cfg: cfg, nc: nc, js: js, takeovers: newTakeovers(cfg.Stream, nc, cfg.Log), filters: filters,
+		created: map[netip.Addr]*createdWindow{}}
 }
 
 // Run answers takeover requests from other connections until ctx ends.
@@ -120,14 +146,14 @@ func cursorSubjects(patterns []string) string {
 // name). stop and abort end the SSE stream when a newer connection takes
 // the name over: after a final flush, or at once. A NATS problem is a soft
 // refusal.
-func (cs *Cursors) Open(ctx context.Context, name, scope string, patterns []string, stop, abort func()) (c *Cursor, pos uint64, stored bool, err error) {
+func (cs *Cursors) Open(ctx context.Context, name, scope string, client netip.Addr, patterns []string, stop, abort func()) (c *Cursor, pos uint64, stored bool, err error) {
 	if v := cs.nc.ConnectedServerVersion(); v != "" && !natsversion.AtLeast(v, natsversion.NamedCursors) {
 		return nil, 0, false, refusal.New(http.StatusNotImplemented, "named cursors (durable) need nats-server %s or later; the NATS server natsse is connected to runs %s: upgrade NATS, or resume with Last-Event-ID or lastEventId instead", natsversion.NamedCursors, v)
 	}
 	ctx, cancel := context.WithTimeout(ctx, cursorOpenTimeout)
 	defer cancel()
 	c = newCursor(cs, name, cursorConsumer(scope, name), stop, abort)
-	cons, created, err := cs.find(ctx, c.consumer, patterns)
+	cons, created, err := cs.find(ctx, c.consumer, patterns, func() error { return cs.allowNew(scope, client) })
 	if err != nil {
 		return nil, 0, false, cs.failed(c, "open", err)
 	}
@@ -162,7 +188,7 @@ func (cs *Cursors) failed(c *Cursor, what string, err error) error {
 }
 
 // find looks the cursor's consumer up, or creates it for a new name.
-func (cs *Cursors) find(ctx context.Context, consumer string, patterns []string) (cons jetstream.Consumer, created bool, err error) {
+func (cs *Cursors) find(ctx context.Context, consumer string, patterns []string, allowNew func() error) (cons jetstream.Consumer, created bool, err error) {
 	js, stream := cs.js, cs.cfg.Stream
 	want := cursorSubjects(patterns)
 	cons, err = js.Consumer(ctx, stream, consumer)
@@ -181,6 +207,9 @@ func (cs *Cursors) find(ctx context.Context, consumer string, patterns []string)
 		return cons, false, nil
 	}
 	if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil, false, err
+	}
+	if err := allowNew(); err != nil {
 		return nil, false, err
 	}
 	if err := cs.room(ctx); err != nil {
@@ -230,6 +259,34 @@ func (cs *Cursors) consumerConfig(consumer string, patterns []string) jetstream.
 	}
 }
 
+// allowNew counts a new anonymous name against its client address, or
+// refuses it (429) when the address created its share within the TTL.
+func (cs *Cursors) allowNew(scope string, client netip.Addr) error {
+	if scope != "" || cs.cfg.PerClient <= 0 {
+		return nil
+	}
+	now := time.Now()
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if len(cs.created) > 4096 { // forget addresses whose window ended
+		for a, w := range cs.created {
+			if now.Sub(w.start) >= cs.cfg.TTL {
+				delete(cs.created, a)
+			}
+		}
+	}
+	w := cs.created[client]
+	if w == nil || now.Sub(w.start) >= cs.cfg.TTL {
+		w = &createdWindow{start: now}
+		cs.created[client] = w
+	}
+	if w.n >= cs.cfg.PerClient {
+		return refusal.New(http.StatusTooManyRequests, "this address created %d named cursors within NATSSE_DURABLE_TTL (%s); at most %d per address (NATSSE_MAX_DURABLES_PER_CLIENT): reuse a cursor name", w.n, cs.cfg.TTL, cs.cfg.PerClient)
+	}
+	w.n++ // counted when tried: a refused creation still costs a request
+	return nil
+}
+
 // room refuses a new name once NATSSE_MAX_DURABLES cursors exist. The
 // count comes from JetStream, so it holds across replicas: the stream's
 // consumer count is an upper bound (one request), and only when it reaches
@@ -237,6 +294,12 @@ func (cs *Cursors) consumerConfig(consumer string, patterns []string) jetstream.
 // Replicas creating names at the same instant may overshoot by a few; the
 // stream's max_consumers, kept above the limit, is the hard stop.
 func (cs *Cursors) room(ctx context.Context) error {
+	cs.mu.Lock()
+	fullAt, fullCount, fullLimit := cs.fullAt, cs.fullCount, cs.fullLimit
+	cs.mu.Unlock()
+	if time.Since(fullAt) < roomRecheck {
+		return cs.noRoom(fullCount, fullLimit)
+	}
 	jsStream, err := cs.js.Stream(ctx, cs.cfg.Stream)
 	if err != nil {
 		return err
@@ -259,6 +322,13 @@ func (cs *Cursors) room(ctx context.Context) error {
 	if n < limit {
 		return nil
 	}
+	cs.mu.Lock()
+	cs.fullAt, cs.fullCount, cs.fullLimit = time.Now(), n, limit
+	cs.mu.Unlock()
+	return cs.noRoom(n, limit)
+}
+
+func (cs *Cursors) noRoom(n, limit int) error {
 	return refusal.New(http.StatusTooManyRequests, "%d named cursors exist, and %d are allowed (NATSSE_MAX_DURABLES, kept within the stream's max_consumers): reuse a cursor name or wait until unused ones expire (NATSSE_DURABLE_TTL=%s)", n, limit, cs.cfg.TTL)
 }
 
