@@ -86,6 +86,11 @@ func (s *Server) Run(ctx context.Context) {
 // Started is closed once the stream was found and streams can be served.
 func (s *Server) Started() <-chan struct{} { return s.served.upstream.Started() }
 
+// Failed receives an error, once, when a setting cannot work with the
+// stream (NATSSE_SUBJECTS outside its subjects, a stream JetStream refuses
+// to create): the caller must stop with it, as cmd/natsse does.
+func (s *Server) Failed() <-chan error { return s.served.upstream.Failed() }
+
 // Subjects are the subjects served over HTTP, once the stream was found
 // (nil before).
 func (s *Server) Subjects() []string {
