@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"net/url"
 	"strings"
 	"syscall"
 	"time"
@@ -322,6 +323,20 @@ func (c Config) Validate() error {
 			}
 		}
 	}
+	// A stream natsse creates has NATSSE_STREAM_SUBJECTS: served subjects
+	// outside them would never be served (docs/configuration.md).
+	if c.StreamCreate {
+		for _, p := range c.Subjects {
+			if !subjects.InsideAny(p, c.StreamSubjects) {
+				return fmt.Errorf("NATSSE_SUBJECTS: %q is not within the stream's subjects %s (NATSSE_STREAM_SUBJECTS), so nothing of it would be served: narrow NATSSE_SUBJECTS, or add it to NATSSE_STREAM_SUBJECTS", p, strings.Join(c.StreamSubjects, ","))
+			}
+		}
+	}
+	for _, o := range c.CORSOrigins {
+		if err := checkOrigin(o); err != nil {
+			return fmt.Errorf("NATSSE_CORS_ORIGINS: %q %v", o, err)
+		}
+	}
 	// Replays reserve 4 consumers each (cursors.Reserve), and at least one
 	// named cursor must fit: else NATSSE_MAX_DURABLES would be blamed.
 	if most := (c.StreamMaxConsumers - cursors.Reserve(0) - 1) / 4; c.ReplayConcurrency > most {
@@ -345,6 +360,38 @@ func (c Config) Validate() error {
 		}
 	}
 	return c.JWT.Validate()
+}
+
+// checkOrigin refuses what a browser never sends as its Origin, which
+// would never match: origins are compared as sent, scheme://host[:port]
+// in lower case, no path, not even a trailing slash (docs/configuration.md).
+// "*" is any origin.
+func checkOrigin(o string) error {
+	const form = "is not an origin (scheme://host[:port])"
+	if o == "*" {
+		return nil
+	}
+	if strings.TrimSpace(o) != o || o == "" {
+		return fmt.Errorf("%s: separate origins with commas only, no spaces", form)
+	}
+	u, err := url.Parse(o)
+	if err != nil || u.Scheme == "" || u.Host == "" || u.Opaque != "" {
+		return fmt.Errorf("%s: add the scheme, like https://%s", form, strings.TrimPrefix(strings.TrimPrefix(o, "//"), ":"))
+	}
+	bare := u.Scheme + "://" + u.Host
+	switch {
+	case u.User != nil:
+		return fmt.Errorf("%s: drop the user info", form)
+	case u.Path == "/" && u.RawQuery == "" && u.Fragment == "":
+		return fmt.Errorf("%s: drop the trailing slash: %s", form, bare)
+	case u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
+		return fmt.Errorf("%s: drop the path, query or fragment: %s", form, bare)
+	case strings.ToLower(o) != o:
+		return fmt.Errorf("%s: browsers send it in lower case: %s", form, strings.ToLower(o))
+	case u.Port() == "" && strings.HasSuffix(u.Host, ":"):
+		return fmt.Errorf("%s: give the port after the colon, or drop the colon: %s", form, strings.TrimSuffix(bare, ":"))
+	}
+	return nil
 }
 
 // plainPathRune is a rune a URL path carries as is (RFC 3986 unreserved,
@@ -386,6 +433,25 @@ func (c Config) streamCreate() *jetstream.StreamConfig {
 		Replicas:     c.StreamReplicas,
 		MaxConsumers: c.StreamMaxConsumers,
 	}
+}
+
+// streamSuggest is the stream the log tells the operator to create when it
+// is missing and natsse must not create it: NATSSE_STREAM_SUBJECTS, unless
+// NATSSE_SUBJECTS reaches beyond them (connected mode, where the default
+// events.> may be no one's choice).
+func (c Config) streamSuggest() *jetstream.StreamConfig {
+	if c.StreamCreate {
+		return nil
+	}
+	c.StreamCreate = true
+	sc := c.streamCreate()
+	for _, p := range c.Subjects {
+		if !subjects.InsideAny(p, c.StreamSubjects) {
+			sc.Subjects = c.Subjects
+			break
+		}
+	}
+	return sc
 }
 
 // fileBudget is what the open-file limit leaves for client connections

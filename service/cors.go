@@ -1,8 +1,11 @@
 package service
 
 import (
+	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
+	"sync"
 
 	"github.com/natsse/natsse/service/refusal"
 )
@@ -25,6 +28,9 @@ func (s *Server) cors(w http.ResponseWriter, r *http.Request) bool {
 	}
 	origin := r.Header.Get("Origin")
 	allowed := origin != "" && (wildcard || slices.Contains(s.cfg.CORSOrigins, origin))
+	if origin != "" && !allowed && !sameOrigin(r, origin) {
+		s.origins.refused(origin)
+	}
 	if allowed {
 		if wildcard {
 			h.Set("Access-Control-Allow-Origin", "*")
@@ -51,6 +57,55 @@ func (s *Server) cors(w http.ResponseWriter, r *http.Request) bool {
 		h.Set("Access-Control-Allow-Headers", headers)
 		h.Set("Access-Control-Max-Age", "600")
 	}
+	if s.debug {
+		s.noteOutcome(r, "204 preflight")
+	}
 	w.WriteHeader(http.StatusNoContent)
 	return true
+}
+
+// sameOrigin says whether a request's Origin is natsse's own (the page at
+// <base>/ publishing): its fetch metadata says so, or the Origin names the
+// Host asked for.
+func sameOrigin(r *http.Request, origin string) bool {
+	if r.Header.Get("Sec-Fetch-Site") == "same-origin" {
+		return true
+	}
+	_, host, ok := strings.Cut(origin, "://")
+	return ok && strings.EqualFold(host, r.Host)
+}
+
+// maxOriginsLogged bounds the refused origins remembered: Origin is
+// whatever a client sends.
+const maxOriginsLogged = 100
+
+// refusedOrigins logs a cross-origin request from an origin not in
+// NATSSE_CORS_ORIGINS once per origin, for the first maxOriginsLogged
+// origins (docs/operations.md, "Logs"): the browser hides the answer from
+// the page, and a missing or mistyped origin is the usual cause.
+type refusedOrigins struct {
+	log  *slog.Logger
+	mu   sync.Mutex
+	seen map[string]struct{}
+}
+
+func (o *refusedOrigins) refused(origin string) {
+	if len(origin) > 256 {
+		origin = origin[:256]
+	}
+	o.mu.Lock()
+	_, seen := o.seen[origin]
+	full := len(o.seen) >= maxOriginsLogged
+	if !seen && !full {
+		o.seen[origin] = struct{}{}
+	}
+	o.mu.Unlock()
+	if seen || full {
+		return
+	}
+	msg := "cross-origin request from an origin not in NATSSE_CORS_ORIGINS: the browser keeps the answer from its page; if the page is yours, add its origin (scheme://host[:port]) to NATSSE_CORS_ORIGINS (logged once per origin)"
+	if len(o.seen) == maxOriginsLogged {
+		msg += "; more origins are not logged"
+	}
+	o.log.Info(msg, "origin", origin)
 }

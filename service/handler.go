@@ -17,6 +17,11 @@ import (
 // a subject. No path is cleaned or redirected (docs/protocol.md, "Paths and
 // subjects").
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.debug {
+		var n *reqNote
+		r, n = s.noting(r)
+		defer s.logRequest(n)
+	}
 	if len(r.RequestURI) > s.cfg.MaxURLBytes {
 		s.refuse(w, r, refusal.New(http.StatusBadRequest, "the URL is %d bytes; at most %d (NATSSE_MAX_URL_BYTES): request fewer subjects", len(r.RequestURI), s.cfg.MaxURLBytes))
 		return
@@ -89,6 +94,9 @@ func (s *Server) plain(w http.ResponseWriter, r *http.Request, status int, body 
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	if s.debug {
+		s.noteOutcome(r, statusOutcome(status))
+	}
 	w.WriteHeader(status)
 	_, _ = w.Write([]byte(body + "\n"))
 }
@@ -102,6 +110,9 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, err error) {
 		return
 	}
 	s.metrics.requests.WithLabelValues(outcome(p.Status)).Inc()
+	if s.debug {
+		s.noteOutcome(r, statusOutcome(p.Status))
+	}
 	p.Write(w)
 }
 
@@ -112,6 +123,9 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, err error) {
 // no idle connection.
 func (s *Server) softRefusal(w http.ResponseWriter, r *http.Request) {
 	s.metrics.requests.WithLabelValues("soft_refusal").Inc()
+	if s.debug {
+		s.noteOutcome(r, "soft_refusal")
+	}
 	setStreamHeaders(w, r)
 	if r.ProtoMajor == 1 {
 		w.Header().Set("Connection", "close")

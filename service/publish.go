@@ -45,12 +45,15 @@ type published struct {
 func (s *Server) publish(w http.ResponseWriter, r *http.Request, path string) {
 	ack, err := s.store(w, r, path)
 	if err != nil {
-		s.refusePublish(w, err)
+		s.refusePublish(w, r, err)
 		return
 	}
 	outcome := "stored"
 	if ack.Duplicate {
 		outcome = "duplicate"
+	}
+	if n := s.note(r); n != nil {
+		n.outcome, n.position, n.hasPos = "201 "+outcome, ack.Sequence, true
 	}
 	s.metrics.published.WithLabelValues(outcome).Inc()
 	h := w.Header()
@@ -156,7 +159,7 @@ func unavailable(format string, args ...any) error {
 
 // refusePublish answers a publish that was not stored: with its problem,
 // or 503 for anything transient (keys not fetched yet).
-func (s *Server) refusePublish(w http.ResponseWriter, err error) {
+func (s *Server) refusePublish(w http.ResponseWriter, r *http.Request, err error) {
 	var p *refusal.Problem
 	if !errors.As(err, &p) {
 		p = refusal.New(http.StatusServiceUnavailable, "cannot publish now: %v", err)
@@ -165,6 +168,9 @@ func (s *Server) refusePublish(w http.ResponseWriter, err error) {
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(s.jitteredRetry().Seconds()))))
 	}
 	s.metrics.published.WithLabelValues(outcome(p.Status)).Inc()
+	if s.debug {
+		s.noteOutcome(r, statusOutcome(p.Status))
+	}
 	p.Write(w)
 }
 

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"log/slog"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -16,6 +17,9 @@ import (
 type registry struct {
 	max, perClientMax int
 	clientLimit       prometheus.Counter
+	log               *slog.Logger
+	// limitLogged: the per-client limit was logged (once), under mu.
+	limitLogged bool
 
 	open     atomic.Int64
 	done     sync.WaitGroup
@@ -26,8 +30,8 @@ type registry struct {
 	perClient map[netip.Addr]int
 }
 
-func newRegistry(max, perClient int, clientLimit prometheus.Counter) *registry {
-	return &registry{max: max, perClientMax: perClient, clientLimit: clientLimit,
+func newRegistry(max, perClient int, clientLimit prometheus.Counter, log *slog.Logger) *registry {
+	return &registry{max: max, perClientMax: perClient, clientLimit: clientLimit, log: log,
 		streams: map[*sseStream]struct{}{}, perClient: map[netip.Addr]int{}}
 }
 
@@ -41,6 +45,13 @@ func (g *registry) add(ss *sseStream) error {
 	}
 	if g.perClient[ss.client] >= g.perClientMax {
 		g.clientLimit.Inc()
+		if !g.limitLogged {
+			// Behind a load balancer every client has its address, and the
+			// limit becomes the whole service's (docs/operations.md, "Limits").
+			g.limitLogged = true
+			g.log.Info("a client address has NATSSE_MAX_STREAMS_PER_CLIENT streams open: refusing more from it softly (logged once; natsse_client_limit_refusals_total counts them); behind a load balancer or proxy, set NATSSE_TRUSTED_PROXIES to its addresses so that clients are told apart",
+				"client", ss.client.String(), "limit", g.perClientMax)
+		}
 		return refusal.ErrSoft
 	}
 	g.perClient[ss.client]++

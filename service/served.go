@@ -32,7 +32,7 @@ func newServedStream(cfg Config, nc *nats.Conn, js jetstream.JetStream, m *metri
 	forget := st.resumer.Cache().Reset
 	st.core = fanout.New(fanout.Config{RingEvents: cfg.RingEvents, RingBytes: cfg.RingBytes, Log: cfg.Logger,
 		Dispatched: m.upstream, Detached: m.detached, Rewound: forget})
-	st.upstream = upstream.New(upstream.Config{Stream: cfg.Stream, Subjects: cfg.Subjects, Create: cfg.streamCreate(), Log: cfg.Logger,
+	st.upstream = upstream.New(upstream.Config{Stream: cfg.Stream, Subjects: cfg.Subjects, Create: cfg.streamCreate(), Suggest: cfg.streamSuggest(), Log: cfg.Logger,
 		Recreated: func() { forget(); recreated() }}, nc, js, st.core)
 	st.cursors = cursors.New(cursors.Config{Stream: cfg.Stream, TTL: cfg.DurableTTL, Max: cfg.MaxDurables, PerClient: cfg.MaxDurablesPerClient,
 		ReplayConcurrency: cfg.ReplayConcurrency, Log: cfg.Logger}, nc, js, st.filters)

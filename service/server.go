@@ -38,6 +38,11 @@ type Server struct {
 	streams    *registry
 	conns      *connections
 	xffIgnored sync.Once
+	// debug: natsse logs at debug level, so each request gets its line
+	// (docs/operations.md, "Logs").
+	debug bool
+	// origins are the refused origins logged so far.
+	origins *refusedOrigins
 }
 
 // New checks cfg and prepares a Server on the NATS connection nc, which it
@@ -51,15 +56,17 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("service: jetstream: %w", err)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(), hangups: newHangups(), clock: heartbeat.New(cfg.Heartbeat), nc: nc, js: js}
+	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(), hangups: newHangups(), clock: heartbeat.New(cfg.Heartbeat), nc: nc, js: js,
+		debug: cfg.Logger.Enabled(context.Background(), slog.LevelDebug)}
 	if cfg.UI {
 		s.page = ui.Handler()
 	}
 	s.crossOrigin = crossOriginProtection(cfg.CORSOrigins)
+	s.origins = &refusedOrigins{log: cfg.Logger, seen: map[string]struct{}{}}
 	if s.access, err = access.New(cfg.JWT, cfg.Logger); err != nil {
 		return nil, fmt.Errorf("service: %w", err)
 	}
-	s.streams = newRegistry(cfg.MaxStreams, cfg.MaxStreamsPerClient, s.metrics.clientLimit)
+	s.streams = newRegistry(cfg.MaxStreams, cfg.MaxStreamsPerClient, s.metrics.clientLimit, cfg.Logger)
 	s.conns = newConnections(cfg, s.trusted, s.metrics.connsRefused)
 	s.served = newServedStream(cfg, nc, js, s.metrics, s.streams.closeAll)
 	s.deps = &sseDeps{src: s.served, clock: s.clock, metrics: s.metrics, log: s.log, writeTimeout: cfg.WriteTimeout, replayWait: cfg.ReplayWait}
@@ -85,6 +92,11 @@ func (s *Server) Run(ctx context.Context) {
 
 // Started is closed once the stream was found and streams can be served.
 func (s *Server) Started() <-chan struct{} { return s.served.upstream.Started() }
+
+// Failed receives an error, once, when a setting cannot work with the
+// stream (NATSSE_SUBJECTS outside its subjects, a stream JetStream refuses
+// to create): the caller must stop with it, as cmd/natsse does.
+func (s *Server) Failed() <-chan error { return s.served.upstream.Failed() }
 
 // Subjects are the subjects served over HTTP, once the stream was found
 // (nil before).

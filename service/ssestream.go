@@ -63,6 +63,7 @@ type sseStream struct {
 	check      bool       // pos came from the client: compare it with the stream first
 	since      *time.Time // start from a time instead of pos
 	began      time.Time  // when the request arrived
+	note       *reqNote   // its debug line (nil unless natsse logs at debug)
 	wrote      bool       // something was written since the last heartbeat tick
 	deadlineAt time.Time  // the write deadline armed last
 	spare      []*fanout.Frame

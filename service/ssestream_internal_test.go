@@ -33,7 +33,7 @@ func (b *brokenSink) flush() error {
 // write_error in natsse_streams_ended_total (it was counted as other).
 func TestLiveWriteErrorEndReason(t *testing.T) {
 	s := &Server{cfg: Config{}.WithDefaults(), log: slog.New(slog.DiscardHandler), metrics: newMetrics(), clock: heartbeat.New(time.Hour)}
-	s.streams = newRegistry(10, 10, s.metrics.clientLimit)
+	s.streams = newRegistry(10, 10, s.metrics.clientLimit, s.log)
 	core := fanout.New(fanout.Config{RingEvents: 16, RingBytes: 1 << 20, Log: s.log, Dispatched: s.metrics.upstream, Detached: s.metrics.detached})
 	gen, _ := core.Restart(0, false)
 	ss := &sseStream{sseDeps: &sseDeps{src: &servedStream{core: core}, clock: s.clock, metrics: s.metrics, log: s.log, writeTimeout: time.Second},

@@ -35,6 +35,10 @@ func (s *Server) open(r *http.Request, path string) (*sseStream, error) {
 	if err != nil {
 		return nil, err
 	}
+	if n := s.note(r); n != nil {
+		n.subjects = req.patterns
+		n.position, n.hasPos = req.position, req.hasPosition
+	}
 	grant, err := s.authorize(r, req)
 	if err != nil {
 		return nil, err
@@ -98,6 +102,9 @@ func (s *Server) openCursor(ctx context.Context, req request, ss *sseStream) err
 // per-connection buffers and reader go away.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, ss *sseStream) {
 	s.metrics.requests.WithLabelValues("stream").Inc()
+	if n := s.note(r); n != nil {
+		n.stream, ss.note = true, n
+	}
 	live := false
 	if !ss.check && ss.since == nil {
 		// Subscribe before the headers go out: a message published the
@@ -146,6 +153,7 @@ func (s *Server) runStream(ctx context.Context, ss *sseStream, live bool) {
 		// whose client was gone before its first write (docs/operations.md,
 		// "What to alert on").
 		s.metrics.ended.WithLabelValues(endReason(err)).Inc()
+		s.logStreamEnd(ss, endReason(err))
 		return
 	}
 	err := ss.run(ctx, live)
@@ -158,6 +166,7 @@ func (s *Server) runStream(ctx context.Context, ss *sseStream, live bool) {
 		err = ss.writeRaw(fanout.ExpiredEvent(ss.grant.Expires))
 	}
 	s.metrics.ended.WithLabelValues(reason).Inc()
+	s.logStreamEnd(ss, reason)
 	if err != nil && !errors.Is(err, errStopped) && !errors.Is(err, context.Canceled) && s.log.Enabled(ctx, slog.LevelDebug) {
 		s.log.Debug("stream ended", "stream", ss, "pos", ss.pos, "err", err)
 	}

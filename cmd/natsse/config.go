@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"net"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -205,6 +207,73 @@ func loopbackHost(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// notSettings are NATSSE_* variables that are not natsse's settings but
+// are expected in its environment: the examples' token.
+var notSettings = map[string]bool{"NATSSE_TOKEN": true}
+
+// unknownSettings says, for each NATSSE_* variable natsse does not read (a
+// typo like NATSSE_CORS_ORIGIN is silently a default otherwise), the known
+// variable closest to it ("" when none is close), sorted by name.
+func unknownSettings(environ map[string]string) (unknown, closest []string) {
+	t := reflect.TypeFor[config]()
+	var known []string
+	for i := range t.NumField() {
+		known = append(known, t.Field(i).Tag.Get("env"))
+	}
+	for name := range environ {
+		if !strings.HasPrefix(name, "NATSSE_") || notSettings[name] || slices.Contains(known, name) {
+			continue
+		}
+		unknown = append(unknown, name)
+	}
+	slices.Sort(unknown)
+	for _, name := range unknown {
+		best, bestDist := "", 4 // farther than 3 edits is no typo
+		for _, k := range known {
+			if d := editDistance(name, k); d < bestDist {
+				best, bestDist = k, d
+			}
+		}
+		closest = append(closest, best)
+	}
+	return unknown, closest
+}
+
+// warnUnknownSettings warns once for each unknown NATSSE_* variable.
+func warnUnknownSettings(log *slog.Logger, environ map[string]string) {
+	unknown, closest := unknownSettings(environ)
+	for i, name := range unknown {
+		msg := "unknown setting " + name + " is ignored"
+		if closest[i] != "" {
+			msg += ": did you mean " + closest[i] + "?"
+		} else {
+			msg += " (natsse -h lists the settings)"
+		}
+		log.Warn(msg, "variable", name)
+	}
+}
+
+// editDistance is the Levenshtein distance of a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }
 
 func validLevel(s string) bool {

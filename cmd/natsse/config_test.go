@@ -227,6 +227,13 @@ func TestLoadConfigRefusesBadStreamAndLimits(t *testing.T) {
 		{"NATSSE_BASE_PATH", "/a b"},
 		{"NATSSE_BASE_PATH", "/a?b"},
 		{"NATSSE_BASE_PATH", "/a%2Fb"},
+		{"NATSSE_CORS_ORIGINS", "https://app.example.com/"},
+		{"NATSSE_CORS_ORIGINS", "app.example.com"},
+		{"NATSSE_CORS_ORIGINS", "localhost:3000"},
+		{"NATSSE_CORS_ORIGINS", "https://app.example.com/sse"},
+		{"NATSSE_CORS_ORIGINS", "https://App.example.com"},
+		{"NATSSE_CORS_ORIGINS", "https://a.example.com, https://b.example.com"},
+		{"NATSSE_SUBJECTS", "orders.>"}, // embedded: the stream natsse creates holds events.>
 	} {
 		_, err := loadConfig(map[string]string{c.name: c.value})
 		if err == nil || !strings.HasPrefix(err.Error(), c.name+":") || strings.Contains(err.Error(), "\n") {
@@ -235,6 +242,17 @@ func TestLoadConfigRefusesBadStreamAndLimits(t *testing.T) {
 		}
 		if negative.MatchString(err.Error()) && !strings.Contains(c.value, "-") {
 			t.Errorf("%s=%s: %v prints a negative number", c.name, c.value, err)
+		}
+	}
+	for _, env := range []map[string]string{
+		{"NATSSE_CORS_ORIGINS": "*"},
+		{"NATSSE_CORS_ORIGINS": "https://app.example.com,http://localhost:3000,http://[::1]:8080"},
+		{"NATSSE_SUBJECTS": "events.a,events.b.>"},
+		// Connected mode without creating: checked against the stream itself.
+		{"NATS_URL": "nats://127.0.0.1:4222", "NATSSE_ANONYMOUS": "true", "NATSSE_SUBJECTS": "orders.>"},
+	} {
+		if _, err := loadConfig(env); err != nil {
+			t.Errorf("%v: %v, want it accepted", env, err)
 		}
 	}
 	if _, err := loadConfig(map[string]string{"NATS_URL": "nats://127.0.0.1:4222", "NATSSE_ANONYMOUS": "true", "NATSSE_STREAM_REPLICAS": "3"}); err != nil {

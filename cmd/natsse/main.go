@@ -69,7 +69,9 @@ func runMain(ctx context.Context, args []string, env map[string]string, stdout, 
 	if err != nil {
 		return err
 	}
-	return run(ctx, cfg, newLogger(stderr, cfg.LogFormat, cfg.LogLevel))
+	log := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
+	warnUnknownSettings(log, env)
+	return run(ctx, cfg, log)
 }
 
 func environ() map[string]string {
@@ -195,9 +197,12 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		defer stopPprof()
 	}
 	if cfg.embedded() {
-		// The embedded stream is there in milliseconds: say "ready" when it is.
+		// The embedded stream is there in milliseconds: say "ready" when it
+		// is, or stop when it cannot be.
 		select {
 		case <-svc.Started():
+		case err := <-svc.Failed():
+			return err
 		case <-time.After(10 * time.Second):
 		case <-ctx.Done():
 		}
@@ -208,6 +213,10 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	select {
 	case err := <-served:
 		return fmt.Errorf("http: %w", err)
+	case err := <-svc.Failed():
+		// A setting that cannot work with the stream: one line and exit 1,
+		// not a wait that never ends (docs/configuration.md).
+		return err
 	case <-ctx.Done():
 	}
 	log.Info("shutting down: closing streams", "timeout", cfg.ShutdownTimeout.String())

@@ -9,12 +9,18 @@ import (
 	"testing"
 )
 
-// TestBinaryRefusesBadStreamSettings: stream settings that used to leave
-// natsse half-started (no stream, /readyz 503 forever) stop it with one
+// TestBinaryRefusesBadStreamSettings: stream and CORS settings that used to
+// leave natsse half-started (no stream, /readyz 503 forever) or silently
+// wrong (an origin that never matches) stop it with one
 // line naming the variable and exit code 1, before the store directory is
 // created or NATS started.
 func TestBinaryRefusesBadStreamSettings(t *testing.T) {
-	for _, kv := range []string{"NATSSE_STREAM_MAX_AGE=-1h", "NATSSE_STREAM=bad.name", "NATSSE_STREAM_REPLICAS=3", "NATSSE_STREAM_SUBJECTS=>"} {
+	for _, kv := range []string{"NATSSE_STREAM_MAX_AGE=-1h", "NATSSE_STREAM=bad.name", "NATSSE_STREAM_REPLICAS=3", "NATSSE_STREAM_SUBJECTS=>",
+		// An origin no browser sends, which would never match; served
+		// subjects outside the stream natsse creates.
+		"NATSSE_CORS_ORIGINS=https://app.example.com/", "NATSSE_CORS_ORIGINS=app.example.com", "NATSSE_CORS_ORIGINS=https://app.example.com/sse",
+		"NATSSE_SUBJECTS=orders.>",
+	} {
 		name, _, _ := strings.Cut(kv, "=")
 		store := filepath.Join(t.TempDir(), "store")
 		out, err := runRefused(t, []string{kv, "NATSSE_STORE_DIR=" + store})

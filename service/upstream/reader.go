@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,7 +35,10 @@ type Config struct {
 	Subjects []string
 	// Create, when set, creates the stream when it is missing.
 	Create *jetstream.StreamConfig
-	Log    *slog.Logger
+	// Suggest, when Create is nil, is the stream the log tells the operator
+	// to create when it is missing (docs/operations.md, "Logs").
+	Suggest *jetstream.StreamConfig
+	Log     *slog.Logger
 	// Recreated is called when the stream was deleted and created again,
 	// after the upstream restarted: its clients must come back with their
 	// Last-Event-ID and get a reset (docs/protocol.md, "Reset").
@@ -65,6 +69,10 @@ type Reader struct {
 
 	started     chan struct{} // closed once the stream was found
 	startedOnce sync.Once
+	// failed receives the one error that stops natsse: a setting that
+	// cannot work with this stream (see Failed).
+	failed      chan error
+	missingOnce sync.Once
 	// known and created identify the stream being served (only the Run
 	// goroutine touches them): a stream deleted and created again under the
 	// same name starts its sequences over.
@@ -75,11 +83,17 @@ type Reader struct {
 // New returns the reader of cfg.Stream that feeds core; it reads once Run
 // runs.
 func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, core *fanout.Core) *Reader {
-	return &Reader{cfg: cfg, nc: nc, js: js, core: core, started: make(chan struct{}), backoff: moveAfter}
+	return &Reader{cfg: cfg, nc: nc, js: js, core: core, started: make(chan struct{}), failed: make(chan error, 1), backoff: moveAfter}
 }
 
 // Started is closed once the stream was found.
 func (u *Reader) Started() <-chan struct{} { return u.started }
+
+// Failed receives an error, once, when a setting cannot work with the
+// stream: NATSSE_SUBJECTS outside its subjects, or a stream JetStream
+// refuses to create. Run has returned then; natsse must stop with that line
+// instead of waiting forever (docs/configuration.md).
+func (u *Reader) Failed() <-chan error { return u.failed }
 
 // Served is what the stream serves; nil until it was found.
 func (u *Reader) Served() *Served { return u.served.Load() }
@@ -98,6 +112,10 @@ func (u *Reader) Run(ctx context.Context) {
 			var err error
 			if cc, err = u.start(ctx); err == nil {
 				break
+			}
+			if fatal := (*settingError)(nil); errors.As(err, &fatal) {
+				u.failed <- fatal
+				return
 			}
 			u.cfg.Log.Warn("waiting for the stream", "stream", u.cfg.Stream, "err", err)
 		}
@@ -125,6 +143,14 @@ func (u *Reader) start(ctx context.Context) (jetstream.ConsumeContext, error) {
 		return nil, err
 	}
 	info := jsStream.CachedInfo()
+	if !u.known {
+		for _, p := range u.cfg.Subjects {
+			if !subjects.InsideAny(p, info.Config.Subjects) {
+				return nil, &settingError{fmt.Sprintf("NATSSE_SUBJECTS: %q is not within the subjects of the stream %s (%s), so nothing of it would be served: narrow NATSSE_SUBJECTS to them, or add it to the stream's subjects",
+					p, u.cfg.Stream, strings.Join(info.Config.Subjects, ", "))}
+			}
+		}
+	}
 	served := newServed(info.Config.Subjects, u.cfg.Subjects)
 	recreated := u.known && !info.Created.Equal(u.created)
 	if !u.known || recreated {
@@ -174,17 +200,99 @@ func (u *Reader) start(ctx context.Context) (jetstream.ConsumeContext, error) {
 	return cc, nil
 }
 
-// lookup returns the stream, creating it when configured to.
+// lookup returns the stream, creating it when configured to. A stream
+// JetStream refuses to create for good is a *settingError; a missing one
+// that natsse must not create is logged once with the command that
+// creates it.
 func (u *Reader) lookup(ctx context.Context) (jetstream.Stream, error) {
 	jsStream, err := u.js.Stream(ctx, u.cfg.Stream)
-	if err == nil || !errors.Is(err, jetstream.ErrStreamNotFound) || u.cfg.Create == nil {
+	if err == nil || !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return jsStream, err
+	}
+	if u.cfg.Create == nil {
+		if u.cfg.Suggest != nil {
+			u.missingOnce.Do(func() {
+				u.cfg.Log.Warn("the stream "+u.cfg.Stream+" does not exist, and natsse does not create it (NATSSE_STREAM_CREATE is off): create it with the command below (with your nats context or --server), or set NATSSE_STREAM_CREATE=true; /readyz is 503 until it exists",
+					"stream", u.cfg.Stream, "command", AddCommand(*u.cfg.Suggest))
+			})
+		}
 		return jsStream, err
 	}
 	jsStream, err = u.js.CreateStream(ctx, *u.cfg.Create)
 	if err == nil {
 		u.cfg.Log.Info("created stream", "stream", u.cfg.Stream, "subjects", u.cfg.Create.Subjects)
+		return jsStream, nil
 	}
-	return jsStream, err
+	return nil, createError(*u.cfg.Create, err)
+}
+
+// settingError is a setting that cannot work with the stream: natsse stops
+// with its one line (Failed) instead of retrying.
+type settingError struct{ msg string }
+
+func (e *settingError) Error() string { return e.msg }
+
+// createError names the setting behind JetStream's refusal to create the
+// stream, when the refusal stays whatever natsse waits for (overlapping
+// subjects, storage the server does not have, replicas it cannot place);
+// other errors (timeouts, a cluster without a leader) are waited out.
+func createError(sc jetstream.StreamConfig, err error) error {
+	var api *jetstream.APIError
+	if !errors.As(err, &api) {
+		return err
+	}
+	what := fmt.Sprintf("JetStream cannot create the stream %s: %s (error %d)", sc.Name, api.Description, api.ErrorCode)
+	switch api.ErrorCode {
+	case 10065: // subjects overlap with an existing stream
+		return &settingError{fmt.Sprintf("NATSSE_STREAM_SUBJECTS: %s: %s overlaps another stream's subjects; use subjects no other stream holds, or serve that stream (NATSSE_STREAM)", what, strings.Join(sc.Subjects, ","))}
+	case 10023, 10028, 10047, 10113, 10122: // storage: insufficient, exceeded, limits
+		return &settingError{fmt.Sprintf("NATSSE_STREAM_MAX_BYTES: %s: %d bytes asked; lower NATSSE_STREAM_MAX_BYTES, or give JetStream more storage", what, sc.MaxBytes)}
+	case 10074: // replicas > 1 on a server that is not clustered
+		return &settingError{fmt.Sprintf("NATSSE_STREAM_REPLICAS: %s: %d replicas asked; use 1, or a NATS cluster", what, sc.Replicas)}
+	case 10027, 10052: // the account's stream limit; a config the server refuses
+		return &settingError{fmt.Sprintf("NATSSE_STREAM_CREATE: %s; create the stream yourself and set NATSSE_STREAM_CREATE=false", what)}
+	}
+	return err
+}
+
+// AddCommand is the nats CLI command that creates the stream natsse would
+// create (docs/operations.md, "Logs").
+func AddCommand(sc jetstream.StreamConfig) string {
+	cmd := "nats stream add " + shellQuote(sc.Name)
+	for _, s := range sc.Subjects {
+		cmd += " --subjects " + shellQuote(s)
+	}
+	cmd += fmt.Sprintf(" --storage file --replicas %d", sc.Replicas)
+	if sc.MaxAge > 0 {
+		cmd += " --max-age " + shortDuration(sc.MaxAge)
+	}
+	if sc.MaxBytes > 0 {
+		cmd += fmt.Sprintf(" --max-bytes %d", sc.MaxBytes)
+	}
+	if sc.MaxConsumers > 0 {
+		cmd += fmt.Sprintf(" --max-consumers %d", sc.MaxConsumers)
+	}
+	return cmd + " --defaults"
+}
+
+// shortDuration writes 24h for 24h0m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// shellQuote quotes s for a POSIX shell unless it is plainly safe as is.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // onMessage encodes one upstream message and hands it to the core, which
