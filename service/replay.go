@@ -13,9 +13,6 @@ import (
 	"github.com/natsse/natsse/subjects"
 )
 
-// Replay consumers prefetch this many messages; it bounds a replay's memory.
-const replayPrefetch = 256
-
 // flushEvery bounds how many replayed events wait in the buffer unflushed;
 // queueBytes bounds their bytes.
 const flushEvery = 256
@@ -150,7 +147,7 @@ func (ss *sseStream) replayOnce(ctx context.Context, run *resume.Run) error {
 		ss.since = nil
 		return nil
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(replayPrefetch))
+	it, err := cons.Messages(jetstream.PullMaxBytes(res.Prefetch(ss.queueBytes)))
 	if err != nil {
 		return err
 	}
