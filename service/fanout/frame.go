@@ -32,6 +32,7 @@ type Frame struct {
 	Seq     uint64 // the JetStream stream sequence: the event's id
 	Subject string
 	sse     []byte // the event as SSE bytes, ready to write
+	size    int    // Size, counted once: every queue counts it per frame
 
 	// What the JSON envelope needs; encoded on first use only.
 	time     time.Time
@@ -51,6 +52,7 @@ func NewFrame(seq uint64, subject string, t time.Time, header nats.Header, data 
 	if bytes.IndexByte(data, '\r') >= 0 || !utf8.Valid(data) {
 		f.raw = data
 	}
+	f.size = len(f.sse) + len(f.raw) + len(f.Subject) + 128
 	return f
 }
 
@@ -68,7 +70,7 @@ func (f *Frame) Bytes(envelope bool) []byte {
 
 // Size is what the frame costs the ring, roughly.
 func (f *Frame) Size() int {
-	return len(f.sse) + len(f.raw) + len(f.Subject) + 128
+	return f.size
 }
 
 // payload is the message's payload: raw, or read back from the data fields
