@@ -85,6 +85,11 @@ type Config struct {
 	// QueueEvents bounds a connection's queue; a client further behind falls
 	// back to catching up from the ring or JetStream. Default 512.
 	QueueEvents int
+	// QueueBytes bounds a connection's queue in bytes, and each batch it
+	// writes: what a client that stopped reading can pin (docs/operations.md,
+	// "Limits"). Over it, the client catches up as over QueueEvents.
+	// Default 4 MiB.
+	QueueBytes int
 	// ReplayConcurrency bounds concurrent JetStream replays (each is one
 	// short-lived consumer); other resumes wait with their stream open.
 	// Default 16.
@@ -178,6 +183,7 @@ func Defaults() Config {
 		RingEvents:              10_000,
 		RingBytes:               64 << 20,
 		QueueEvents:             512,
+		QueueBytes:              4 << 20,
 		ReplayConcurrency:       16,
 		ReplayWait:              5 * time.Second,
 		ReplayCacheBytes:        64 << 20,
@@ -216,6 +222,7 @@ func (c Config) WithDefaults() Config {
 	for _, f := range []struct{ v, d *int }{
 		{&c.StreamReplicas, &d.StreamReplicas}, {&c.StreamMaxConsumers, &d.StreamMaxConsumers},
 		{&c.RingEvents, &d.RingEvents}, {&c.RingBytes, &d.RingBytes}, {&c.QueueEvents, &d.QueueEvents},
+		{&c.QueueBytes, &d.QueueBytes},
 		{&c.ReplayConcurrency, &d.ReplayConcurrency}, {&c.ReplayCacheBytes, &d.ReplayCacheBytes},
 		{&c.ReservedFiles, &d.ReservedFiles}, {&c.MaxConnectionsPerClient, &d.MaxConnectionsPerClient},
 		{&c.MaxStreamsPerClient, &d.MaxStreamsPerClient}, {&c.MaxSubjects, &d.MaxSubjects},
@@ -276,6 +283,7 @@ func (c Config) Validate() error {
 	}{
 		{"NATSSE_MAX_STREAMS_PER_CLIENT", c.MaxStreamsPerClient, 1}, {"NATSSE_MAX_CONNECTIONS_PER_CLIENT", c.MaxConnectionsPerClient, 1},
 		{"NATSSE_RESERVED_FILES", c.ReservedFiles, 1}, {"NATSSE_RING_EVENTS", c.RingEvents, 1}, {"NATSSE_QUEUE_EVENTS", c.QueueEvents, 1},
+		{"NATSSE_QUEUE_BYTES", c.QueueBytes, 1},
 		{"NATSSE_REPLAY_CONCURRENCY", c.ReplayConcurrency, 1}, {"NATSSE_MAX_SUBJECTS", c.MaxSubjects, 1},
 		{"NATSSE_MAX_URL_BYTES", c.MaxURLBytes, 1}, {"NATSSE_MAX_DURABLES", c.MaxDurables, 1},
 		{"NATSSE_MAX_DURABLES_PER_CLIENT", c.MaxDurablesPerClient, 1},

@@ -13,10 +13,8 @@ import (
 	"github.com/natsse/natsse/subjects"
 )
 
-// Replay consumers prefetch this many messages; it bounds a replay's memory.
-const replayPrefetch = 256
-
-// flushEvery bounds how many replayed events wait in the buffer unflushed.
+// flushEvery bounds how many replayed events wait in the buffer unflushed;
+// queueBytes bounds their bytes.
 const flushEvery = 256
 
 // replay brings the stream from pos up to the core's head through JetStream,
@@ -31,7 +29,7 @@ func (ss *sseStream) replay(ctx context.Context) error {
 	}
 	key := resume.FilterKey(ss.replayFilters())
 	for ss.pos < head {
-		frames, next, wait, read := cache.Lookup(key, ss.pos, ss.spare[:0], ringBudget)
+		frames, next, wait, read := cache.Lookup(key, ss.pos, ss.spare[:0], ringBudget, ss.queueBytes)
 		switch {
 		case read != nil:
 			err := ss.replayOwn(ctx, read)
@@ -149,14 +147,14 @@ func (ss *sseStream) replayOnce(ctx context.Context, run *resume.Run) error {
 		ss.since = nil
 		return nil
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(replayPrefetch))
+	it, err := cons.Messages(jetstream.PullMaxBytes(res.Prefetch(ss.queueBytes)))
 	if err != nil {
 		return err
 	}
 	msgs, stop := pump(it)
 	defer stop()
 
-	unflushed := 0
+	unflushed, unflushedBytes := 0, 0
 	for {
 		select {
 		case n, open := <-msgs:
@@ -180,6 +178,7 @@ func (ss *sseStream) replayOnce(ctx context.Context, run *resume.Run) error {
 				}
 				ss.pos = f.Seq
 				unflushed++
+				unflushedBytes += f.Size()
 				ss.metrics.delivered.Inc()
 				if run != nil {
 					shared = append(shared, f)
@@ -189,7 +188,7 @@ func (ss *sseStream) replayOnce(ctx context.Context, run *resume.Run) error {
 			if meta.NumPending == 0 {
 				ss.pos = max(ss.pos, meta.Sequence.Stream, head)
 			}
-			if meta.NumPending == 0 || unflushed >= flushEvery {
+			if meta.NumPending == 0 || unflushed >= flushEvery || unflushedBytes >= ss.queueBytes {
 				// Shared before the flush: the streams following this one
 				// need not wait for its client.
 				share()
@@ -200,7 +199,7 @@ func (ss *sseStream) replayOnce(ctx context.Context, run *resume.Run) error {
 				if err != nil {
 					return err
 				}
-				unflushed = 0
+				unflushed, unflushedBytes = 0, 0
 				if run != nil && meta.NumPending > 0 && res.Cache().CoveredElsewhere(run, ss.pos) {
 					return nil
 				}

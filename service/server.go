@@ -69,7 +69,7 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 	s.streams = newRegistry(cfg.MaxStreams, cfg.MaxStreamsPerClient, s.metrics.clientLimit, cfg.Logger)
 	s.conns = newConnections(cfg, s.trusted, s.metrics.connsRefused)
 	s.served = newServedStream(cfg, nc, js, s.metrics, s.streams.closeAll)
-	s.deps = &sseDeps{src: s.served, clock: s.clock, metrics: s.metrics, log: s.log, writeTimeout: cfg.WriteTimeout, replayWait: cfg.ReplayWait}
+	s.deps = &sseDeps{src: s.served, clock: s.clock, metrics: s.metrics, log: s.log, writeTimeout: cfg.WriteTimeout, replayWait: cfg.ReplayWait, queueBytes: cfg.QueueBytes}
 	s.metrics.observe(observed{
 		connsOpen: s.conns.count, streamsOpen: s.streams.count,
 		ready:         func() bool { ok, _ := s.Ready(); return ok },

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -72,9 +73,11 @@ func TestStalledClientIsCutOff(t *testing.T) {
 	waitFor(t, "the stalled client to be cut off", func() bool { return e.metric("natsse_streams_open") == 0 })
 }
 
-// natsseHeap sums the in-use bytes of the heap profile that natsse's
-// service package allocated (nats-server runs in the same process and
-// caches what was published, so the whole heap would say little).
+// natsseHeap sums the in-use bytes of the heap profile that natsse
+// allocated: the service package and its rooms, and the NATS client, which
+// allocates every message natsse receives (nats-server runs in the same
+// process and caches what was published, so the whole heap would say
+// little; the test's own SSE clients, ssetest, are not natsse).
 func natsseHeap() int64 {
 	runtime.GC()
 	runtime.GC() // the profile lags one cycle behind
@@ -86,7 +89,7 @@ func natsseHeap() int64 {
 		frames := runtime.CallersFrames(r.Stack())
 		for {
 			f, more := frames.Next()
-			if strings.HasPrefix(f.Function, "github.com/natsse/natsse/service.") {
+			if natsseFunc(f.Function) {
 				sum += r.InUseBytes()
 				break
 			}
@@ -96,6 +99,16 @@ func natsseHeap() int64 {
 		}
 	}
 	return sum
+}
+
+func natsseFunc(name string) bool {
+	switch {
+	case strings.HasPrefix(name, "github.com/natsse/natsse/service/ssetest."):
+		return false
+	case strings.HasPrefix(name, "github.com/natsse/natsse/service."), strings.HasPrefix(name, "github.com/natsse/natsse/service/"):
+		return true
+	}
+	return strings.HasPrefix(name, "github.com/nats-io/nats.go.") || strings.HasPrefix(name, "github.com/nats-io/nats.go/")
 }
 
 // TestReplayCapacitySoftRefusal: with every replay slot held (by a stalled
@@ -151,5 +164,60 @@ func TestStalledReplayReaderDoesNotHoldUpFollowers(t *testing.T) {
 	c.expectSeqs(1, events)
 	if n := e.metric("natsse_replay_shared_events_total"); n == 0 {
 		t.Error("the reading client shared nothing with the stalled one's replay: the test did not take the path it is for")
+	}
+}
+
+// TestLargeMessagesStalledReaders is issue 8's shape scaled down: four
+// clients that never read, each on a subject of its own, 1 MB messages and
+// a small ring. Each stalled connection may pin at most its queue bytes and
+// the batch stuck in its write (docs/operations.md, "Limits"); before
+// queues were bounded in bytes, each pinned every message of its subject,
+// twice (raw and encoded). A reading client on all four subjects meanwhile
+// gets every event.
+func TestLargeMessagesStalledReaders(t *testing.T) {
+	const perSubject, size, stalled = 40, 1_000_000, 4 // 160 MB in all
+	const ringBytes, cacheBytes, queueBytes = 4 << 20, 4 << 20, 4 << 20
+	defer func(rate int) { runtime.MemProfileRate = rate }(runtime.MemProfileRate)
+	runtime.MemProfileRate = 64 << 10
+
+	// The write timeout is an hour: the stalled clients must still be open
+	// when memory is measured.
+	e := start(t, service.Config{WriteTimeout: time.Hour, RingBytes: ringBytes, ReplayCacheBytes: cacheBytes})
+	for i := range stalled {
+		e.openStalled(fmt.Sprintf("/events/large/%d", i))
+	}
+	fast := e.open("/events/large/*", nil)
+	waitFor(t, "every stream to open", func() bool { return e.metric("natsse_streams_open") == stalled+1 })
+
+	payload := strings.Repeat("x", size)
+	errc := make(chan error, 1)
+	go func() {
+		err := publishChunked(e.js, perSubject*stalled, func(i int) string { return fmt.Sprintf("events.large.%d", i%stalled) },
+			func(int) string { return payload })
+		if err != nil {
+			fast.cancel()
+		}
+		errc <- err
+	}()
+	for want := 1; want <= perSubject*stalled; want++ {
+		if ev := fast.next(); ev.ID != strconv.Itoa(want) {
+			t.Fatalf("event id %q (%d bytes), want %d", ev.ID, len(ev.Data), want)
+		}
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	held := natsseHeap()
+	if open := e.metric("natsse_streams_open"); open != stalled+1 {
+		t.Fatalf("%v streams open, want the stalled ones still open while memory is measured", open)
+	}
+	// The bound of docs/operations.md, "Limits": the ring, the replay
+	// cache, the upstream's prefetch (8 MiB), and per connection its queue
+	// and the batch in its write, each at most the queue bytes plus one
+	// frame, and a replay's prefetch (the queue bytes here).
+	limit := int64(ringBytes + cacheBytes + 8<<20 + (stalled+1)*(3*queueBytes+2*size))
+	t.Logf("natsse holds %d MiB with %d clients that never read, %d MB published", held>>20, stalled, perSubject*stalled*size/1_000_000)
+	if held > limit {
+		t.Errorf("natsse holds %d MiB, want at most %d MiB", held>>20, limit>>20)
 	}
 }

@@ -41,6 +41,10 @@ type sseDeps struct {
 	// writeTimeout cuts off a client that takes no write (Config); a replay
 	// waits at most replayWait for a slot.
 	writeTimeout, replayWait time.Duration
+	// queueBytes bounds a stream's queue and every batch it writes (catch-up
+	// and replay too): what a client that stopped reading pins while its
+	// write blocks (docs/operations.md, "Limits").
+	queueBytes int
 }
 
 // sseStream is one open SSE response: the connection's only goroutine
@@ -72,7 +76,7 @@ type sseStream struct {
 func (s *Server) newSSEStream(r *http.Request, req request, grant access.Grant) *sseStream {
 	return &sseStream{
 		sseDeps: s.deps,
-		sub:     fanout.NewSubscriber(req.patterns, s.cfg.QueueEvents), envelope: req.envelope, grant: grant,
+		sub:     fanout.NewSubscriber(req.patterns, s.cfg.QueueEvents, s.cfg.QueueBytes), envelope: req.envelope, grant: grant,
 		remote: r.RemoteAddr, shard: s.clock.Shard(), client: s.clientAddr(r),
 		since: req.since, began: time.Now(),
 	}
@@ -221,7 +225,7 @@ func (ss *sseStream) catchUp(ctx context.Context) error {
 		var next uint64
 		attached, ok := false, false
 		if ss.since == nil {
-			frames, next, attached, ok = ss.src.core.CatchUp(ss.sub, ss.pos, ss.spare[:0], ringBudget)
+			frames, next, attached, ok = ss.src.core.CatchUp(ss.sub, ss.pos, ss.spare[:0], ringBudget, ss.queueBytes)
 		}
 		if !ok {
 			if err := ss.replay(ctx); err != nil {

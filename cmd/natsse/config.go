@@ -83,6 +83,7 @@ type config struct {
 	RingEvents           int           `env:"NATSSE_RING_EVENTS" envDefault:"10000" help:"recent events kept in memory for resumes"`
 	RingBytes            byteSize      `env:"NATSSE_RING_BYTES" envDefault:"64MiB" help:"bytes of recent events kept in memory"`
 	QueueEvents          int           `env:"NATSSE_QUEUE_EVENTS" envDefault:"512" help:"events queued per client before it falls back to catching up"`
+	QueueBytes           byteSize      `env:"NATSSE_QUEUE_BYTES" envDefault:"4MiB" help:"bytes queued per client before it falls back to catching up; also bounds each batch written"`
 	ReplayConcurrency    int           `env:"NATSSE_REPLAY_CONCURRENCY" envDefault:"16" help:"concurrent JetStream replays (others wait, stream open)"`
 	ReplayWait           time.Duration `env:"NATSSE_REPLAY_WAIT" envDefault:"5s" help:"a stream that waited this long for a replay slot gets the soft refusal (retry later)"`
 	ReplayCacheBytes     byteSize      `env:"NATSSE_REPLAY_CACHE_BYTES" envDefault:"64MiB" help:"bytes of replayed events kept for other clients resuming on the same subjects"`

@@ -346,7 +346,7 @@ func serviceConfig(cfg config, log *slog.Logger) service.Config {
 	c.StreamMaxBytes, c.StreamReplicas = int64(cfg.StreamMaxBytes), cfg.StreamReplicas
 	c.BasePath, c.CORSOrigins, c.MetricsOnOwnPort = cfg.BasePath, cfg.CORSOrigins, cfg.MetricsAddr != ""
 	c.Retry, c.Heartbeat, c.WriteTimeout, c.MaxStreamAge = cfg.Retry, cfg.Heartbeat, cfg.WriteTimeout, cfg.MaxStreamAge
-	c.RingEvents, c.RingBytes, c.QueueEvents = cfg.RingEvents, int(cfg.RingBytes), cfg.QueueEvents
+	c.RingEvents, c.RingBytes, c.QueueEvents, c.QueueBytes = cfg.RingEvents, int(cfg.RingBytes), cfg.QueueEvents, int(cfg.QueueBytes)
 	c.ReplayConcurrency, c.ReplayWait, c.ReplayCacheBytes = cfg.ReplayConcurrency, cfg.ReplayWait, int(cfg.ReplayCacheBytes)
 	c.MaxStreams, c.MaxConnections, c.ReservedFiles = cfg.MaxStreams, cfg.MaxConnections, cfg.ReservedFiles
 	c.MaxConnectionsPerClient, c.MaxStreamsPerClient, c.TrustedProxies = cfg.MaxConnsPerClient, cfg.MaxStreamsPerClient, cfg.TrustedProxies

@@ -35,7 +35,7 @@ func benchCore(b *testing.B, n int, subject func(i int) string) (*Core, []*Subsc
 	h.Restart(0, false)
 	subs := make([]*Subscriber, n)
 	for i := range subs {
-		subs[i] = NewSubscriber([]string{subject(i)}, 1<<30)
+		subs[i] = NewSubscriber([]string{subject(i)}, 1<<30, 1<<30)
 		if _, ok := h.AttachLive(subs[i]); !ok {
 			b.Fatal("attach failed")
 		}

@@ -119,10 +119,12 @@ func (c *Core) Dispatch(gen uint64, f *Frame) bool {
 }
 
 // CatchUp appends to dst the frames after pos that s wants, scanning at most
-// budget frames of the ring. When the scan reaches the head, s joins the live
+// budget frames of the ring and appending frames of at most maxBytes (one
+// at least): a batch stuck in the write to a client that stopped reading
+// holds no more than its queue would (docs/operations.md, "Limits"). When the scan reaches the head, s joins the live
 // set (under the same lock, so nothing falls between) and attached is true.
 // ok is false when the ring no longer covers pos.
-func (c *Core) CatchUp(s *Subscriber, pos uint64, dst []*Frame, budget int) (frames []*Frame, next uint64, attached, ok bool) {
+func (c *Core) CatchUp(s *Subscriber, pos uint64, dst []*Frame, budget, maxBytes int) (frames []*Frame, next uint64, attached, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	r := c.ring
@@ -130,14 +132,17 @@ func (c *Core) CatchUp(s *Subscriber, pos uint64, dst []*Frame, budget int) (fra
 		return dst, pos, false, false
 	}
 	next = pos
+	size := 0
 	for i := r.after(pos); i < r.n; i++ {
-		if budget == 0 {
+		f := r.at(i)
+		want := subjects.MatchAny(s.patterns, f.Subject)
+		if budget == 0 || want && size > 0 && size+f.Size() > maxBytes {
 			return dst, next, false, true
 		}
 		budget--
-		f := r.at(i)
-		if subjects.MatchAny(s.patterns, f.Subject) {
+		if want {
 			dst = append(dst, f)
+			size += f.Size()
 		}
 		next = f.Seq
 	}

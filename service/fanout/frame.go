@@ -22,15 +22,22 @@ const (
 
 // Frame is one stored message, encoded once and shared by every SSE stream
 // that receives it. Seq and Subject are read-only.
+//
+// The payload is held once: the SSE bytes give it back exactly when it is
+// valid UTF-8 without a carriage return (nearly always), so the raw bytes
+// are kept only otherwise, for the envelope. Holding both doubled what the
+// ring, the replay cache and every queue cost per event (docs/operations.md,
+// "Limits").
 type Frame struct {
 	Seq     uint64 // the JetStream stream sequence: the event's id
 	Subject string
 	sse     []byte // the event as SSE bytes, ready to write
+	size    int    // Size, counted once: every queue counts it per frame
 
 	// What the JSON envelope needs; encoded on first use only.
 	time     time.Time
 	header   nats.Header
-	data     []byte
+	raw      []byte // the payload, when sse cannot give it back; else nil
 	envOnce  sync.Once
 	envelope []byte
 }
@@ -40,8 +47,12 @@ func (f *Frame) Stored() time.Time { return f.time }
 
 // NewFrame encodes a message as an SSE event, once.
 func NewFrame(seq uint64, subject string, t time.Time, header nats.Header, data []byte) *Frame {
-	f := &Frame{Seq: seq, Subject: subject, time: t, header: header, data: data}
+	f := &Frame{Seq: seq, Subject: subject, time: t, header: header}
 	f.sse = appendEvent(make([]byte, 0, eventSize(header, data)), seq, eventName(header), data)
+	if bytes.IndexByte(data, '\r') >= 0 || !utf8.Valid(data) {
+		f.raw = data
+	}
+	f.size = len(f.sse) + len(f.raw) + len(f.Subject) + 128
 	return f
 }
 
@@ -59,7 +70,29 @@ func (f *Frame) Bytes(envelope bool) []byte {
 
 // Size is what the frame costs the ring, roughly.
 func (f *Frame) Size() int {
-	return len(f.sse) + len(f.data) + len(f.Subject) + 128
+	return f.size
+}
+
+// payload is the message's payload: raw, or read back from the data fields
+// of sse, which are its lines (split on \n only, as it holds no \r).
+func (f *Frame) payload() []byte {
+	if f.raw != nil {
+		return f.raw
+	}
+	var data []byte
+	first := true
+	for line := range bytes.Lines(f.sse) {
+		value, ok := bytes.CutPrefix(line, []byte("data: "))
+		if !ok {
+			continue
+		}
+		if !first {
+			data = append(data, '\n')
+		}
+		first = false
+		data = append(data, bytes.TrimSuffix(value, []byte("\n"))...)
+	}
+	return data
 }
 
 func eventName(h nats.Header) string {
@@ -155,11 +188,12 @@ func (f *Frame) envelopeJSON() []byte {
 	if env.Headers == nil {
 		env.Headers = map[string][]string{}
 	}
+	data := f.payload()
 	var compact bytes.Buffer
-	if json.Valid(f.data) && json.Compact(&compact, f.data) == nil {
+	if json.Valid(data) && json.Compact(&compact, data) == nil {
 		env.Data = compact.Bytes()
 	} else {
-		s, _ := json.Marshal(string(appendValid(nil, f.data)))
+		s, _ := json.Marshal(string(appendValid(nil, data)))
 		env.Data = s
 	}
 	out, err := json.Marshal(env)

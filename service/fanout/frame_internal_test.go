@@ -6,7 +6,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/natsse/natsse/service/ssetest"
 )
@@ -114,4 +117,25 @@ func perByte(s string) string {
 		s = s[n:]
 	}
 	return b.String()
+}
+
+// FuzzEnvelopeFromEvent: the envelope of a frame that did not keep the raw
+// payload is the one the raw payload gives, byte for byte; and a plain
+// payload (valid UTF-8, no \r) is held once, in the SSE bytes.
+func FuzzEnvelopeFromEvent(f *testing.F) {
+	for _, seed := range []string{"", "x", `{"a": 1,` + "\n" + ` "b": "c"}`, "a\nb\n", "\n\n", "a\r\nb", "\xff", "data: x", `"quoted"`} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, data string) {
+		h := nats.Header{"SSE-Event": []string{"t"}, "K": []string{"v"}}
+		got := NewFrame(9, "events.a", time.Unix(1, 2), h, []byte(data))
+		want := NewFrame(9, "events.a", time.Unix(1, 2), h, []byte(data))
+		want.raw = []byte(data)
+		if !bytes.Equal(got.Bytes(true), want.Bytes(true)) {
+			t.Fatalf("data %q: envelope %q, want %q", data, got.Bytes(true), want.Bytes(true))
+		}
+		if plain := utf8.ValidString(data) && !strings.Contains(data, "\r"); plain && got.raw != nil {
+			t.Fatalf("data %q: raw payload kept beside the SSE bytes", data)
+		}
+	})
 }

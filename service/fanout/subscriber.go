@@ -5,9 +5,11 @@ import (
 )
 
 // Subscriber is one SSE stream as the core sees it: its patterns and a
-// bounded queue. The core appends shared frames to the queue without
-// blocking; the stream's goroutine takes everything queued at once and
-// writes it with one flush.
+// queue bounded in frames and in bytes (a count alone let one client that
+// stopped reading pin hundreds of large messages; docs/operations.md,
+// "Limits"). The core appends shared frames to the queue without blocking;
+// the stream's goroutine takes everything queued at once and writes it
+// with one flush.
 type Subscriber struct {
 	patterns []string
 
@@ -17,8 +19,10 @@ type Subscriber struct {
 
 	mu       sync.Mutex
 	queue    []*Frame
+	bytes    int  // Size of the frames queued
 	detached bool // the queue overflowed: catch up from the last frame written
 	maxQueue int
+	maxBytes int
 
 	wake     chan struct{} // one pending signal is enough
 	stop     chan struct{} // closed to end the stream after a final flush
@@ -26,11 +30,14 @@ type Subscriber struct {
 }
 
 // NewSubscriber returns a subscriber to patterns whose queue holds at most
-// maxQueue frames.
-func NewSubscriber(patterns []string, maxQueue int) *Subscriber {
+// maxQueue frames and maxBytes bytes; a frame larger than maxBytes is
+// queued when the queue is empty, so that it does not detach the
+// subscriber on every event.
+func NewSubscriber(patterns []string, maxQueue, maxBytes int) *Subscriber {
 	return &Subscriber{
 		patterns: patterns,
 		maxQueue: maxQueue,
+		maxBytes: maxBytes,
 		wake:     make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 	}
@@ -48,14 +55,16 @@ func (s *Subscriber) Stopped() <-chan struct{} { return s.stop }
 // push queues f and reports false when the queue is full: the core then
 // drops the subscriber from the live set instead of waiting for it.
 func (s *Subscriber) push(f *Frame) bool {
+	size := f.Size()
 	s.mu.Lock()
-	if len(s.queue) >= s.maxQueue {
+	if len(s.queue) >= s.maxQueue || len(s.queue) > 0 && s.bytes+size > s.maxBytes {
 		s.detached = true
 		s.mu.Unlock()
 		s.signal()
 		return false
 	}
 	s.queue = append(s.queue, f)
+	s.bytes += size
 	first := len(s.queue) == 1
 	s.mu.Unlock()
 	if first {
@@ -77,6 +86,7 @@ func (s *Subscriber) signal() {
 func (s *Subscriber) Take(spare []*Frame) (frames []*Frame, detached bool) {
 	s.mu.Lock()
 	frames, s.queue = s.queue, spare[:0]
+	s.bytes = 0
 	detached = s.detached
 	s.detached = false
 	s.mu.Unlock()

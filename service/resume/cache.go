@@ -63,13 +63,13 @@ func FilterKey(filters []string) string {
 }
 
 // Lookup answers an SSE stream at pos in one of three ways: frames after pos that
-// a run holds (at most budget; next is the position they bring the stream
-// to), a channel to wait on because another stream is reading exactly at
+// a run holds (at most budget, and at most maxBytes but one at least, like
+// fanout.Core.CatchUp; next is the position they bring the stream to), a channel to wait on because another stream is reading exactly at
 // pos, or a run the caller must extend from JetStream (it then reads for
 // everybody, and calls extend and release). A reader stuck writing to its
 // own client for ReaderStall is not waited for: the caller gets a run of
 // its own. A caller that waits comes back after ReaderStall at the latest.
-func (c *Cache) Lookup(key string, pos uint64, dst []*fanout.Frame, budget int) (frames []*fanout.Frame, next uint64, wait <-chan struct{}, read *Run) {
+func (c *Cache) Lookup(key string, pos uint64, dst []*fanout.Frame, budget, maxBytes int) (frames []*fanout.Frame, next uint64, wait <-chan struct{}, read *Run) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.clock++
@@ -93,6 +93,11 @@ func (c *Cache) Lookup(key string, pos uint64, dst []*fanout.Frame, budget int) 
 				return 0
 			})
 			end := min(len(r.frames), i+budget)
+			for j, size := i, 0; j < end; j++ {
+				if size += r.frames[j].Size(); size > maxBytes && j > i {
+					end = j
+				}
+			}
 			dst = append(dst, r.frames[i:end]...)
 			if end < len(r.frames) {
 				return dst, r.frames[end-1].Seq, nil, nil

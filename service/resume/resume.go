@@ -47,6 +47,15 @@ func (r *Resumer) Slots() chan<- struct{} { return r.slots }
 // Release gives back a slot taken from Slots.
 func (r *Resumer) Release() { <-r.slots }
 
+// Prefetch is how many bytes a replay's consumer may hold unread in the
+// NATS client: at least want, and room for two of the largest messages
+// NATS takes (max_payload), so that every message can come. A bound in
+// messages let replays of 1 MB messages hold 256 MB each, past the client's
+// pending limit, which then dropped messages (docs/operations.md, "Limits").
+func (r *Resumer) Prefetch(want int) int {
+	return max(want, 2*int(r.js.Conn().MaxPayload())+64<<10)
+}
+
 // Cache is what replays read, shared.
 func (r *Resumer) Cache() *Cache { return r.cache }
 

@@ -82,6 +82,14 @@ type Reader struct {
 
 // New returns the reader of cfg.Stream that feeds core; it reads once Run
 // runs.
+// upstreamPrefetch bounds the bytes the upstream consumer asks for ahead of
+// what natsse has taken (at least two of the largest messages). The default,
+// 500 messages, was 500 MB of 1 MB messages: natsse's memory, and more than
+// nats-server buffers for one client connection, so that it dropped
+// messages on that connection, the replays' too, which lost them
+// (docs/operations.md, "Limits").
+const upstreamPrefetch = 8 << 20
+
 func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, core *fanout.Core) *Reader {
 	return &Reader{cfg: cfg, nc: nc, js: js, core: core, started: make(chan struct{}), failed: make(chan error, 1), backoff: moveAfter}
 }
@@ -178,6 +186,7 @@ func (u *Reader) start(ctx context.Context) (jetstream.ConsumeContext, error) {
 	// (TestClusterUpstreamHostLoss), now ~2 s.
 	u.failing.Store(0)
 	cc, err := cons.Consume(func(m jetstream.Msg) { u.onMessage(gen, served, m) }, jetstream.PullExpiry(upstreamExpiry), jetstream.PullHeartbeat(upstreamHeartbeat),
+		jetstream.PullMaxBytes(max(upstreamPrefetch, 2*int(u.nc.MaxPayload())+64<<10)),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			u.cfg.Log.Debug("upstream", "err", err)
 			u.core.IfCurrent(gen, func() { u.failing.CompareAndSwap(0, time.Now().UnixNano()) })
