@@ -9,7 +9,7 @@ package main
 //
 // Measured here (2 shared cores; the longest silence of any client, over
 // the runs made when this was written):
-//   a) natsse's NATS node cut off from the other two:  6.1-11.8s over 5 runs; before
+//   a) natsse's NATS node cut off from the other two:  5.5-12.8s over 10 runs; before
 //      natsse moved on from a server where its upstream cannot start, 2 runs of 7
 //      went red: the other replica, on a majority node, moved during the election
 //      to the cut-off node and stayed there waiting for the stream

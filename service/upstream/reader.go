@@ -113,9 +113,11 @@ func (u *Reader) Run(ctx context.Context) {
 func (u *Reader) startRetrying(ctx context.Context) jetstream.ConsumeContext {
 	var badSince time.Time // first failed start on this server
 	for retry := time.Duration(0); ; retry = min(max(2*retry, 250*time.Millisecond), 5*time.Second) {
+		// Try once more when a move falls due, not later; once it is due
+		// (and refused: a single server), the retry wait alone applies.
 		wait := retry
-		if !badSince.IsZero() {
-			wait = min(wait, max(time.Until(badSince.Add(u.backoff)), 0)) // try once more when a move is due
+		if due := time.Until(badSince.Add(u.backoff)); !badSince.IsZero() && due > 0 {
+			wait = min(wait, due)
 		}
 		select {
 		case <-ctx.Done():
