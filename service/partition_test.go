@@ -141,6 +141,59 @@ func TestPartitionNATSLinkDead(t *testing.T) {
 	}
 }
 
+// TestPartitionMovedOntoCutOff: a move can land on a server that is cut
+// off, as when natsse, on a server of the majority, moved because its
+// stream check timed out during the election the cut caused, and the next
+// server of its list was the cut-off one. There the upstream cannot start
+// (the consumer's creation needs the meta leader, out of reach), so no
+// stream check runs that could move natsse on: natsse must move again, to
+// a server of the majority, and deliver every event exactly once, in order.
+//
+// By construction: natsse's link to its first server dies at the moment
+// the second one (the stream's leader) is cut off, and natsse's pings are
+// off, so that, as in an election, only its stream check notices; it moves
+// to the next server of its list: the cut-off one.
+func TestPartitionMovedOntoCutOff(t *testing.T) {
+	c := startClusterRouted(t, true)
+	c.createStream()
+	roles := c.roles()
+	first, cut, healthy := roles.other, roles.streamLeader, roles.metaLeader
+	c.nc = c.connect(healthy)
+	c.js, _ = jetstream.New(c.nc)
+	u, err := url.Parse(first.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := startProxy(t, u.Host)
+	r := c.serveOn(service.Config{}, c.connectURLs([]string{link.url(), cut.url, healthy.url},
+		nats.DontRandomize(), nats.PingInterval(time.Hour)))
+	if got := r.nc.ConnectedUrl(); got != link.url() {
+		t.Fatalf("natsse is connected to %s, want %s (the proxy to %s)", got, link.url(), first.name)
+	}
+	fs := clusterFollowers(t, r.url)
+
+	faultMidway(t, c, fs, func() func() {
+		t.Logf("cutting %s (the stream's leader) off from the other servers, and natsse's link to %s", cut.name, first.name)
+		i := slices.Index(c.nodes, cut)
+		for _, rp := range c.routes {
+			if rp.from == i || rp.to == i {
+				rp.proxy.freeze()
+			}
+		}
+		link.freeze()
+		return nil // the partition lasts
+	})
+
+	if got := r.nc.ConnectedServerName(); got == cut.name || r.nc.ConnectedUrl() == link.url() {
+		t.Errorf("natsse is connected to %s (%s), want a server of the majority", got, r.nc.ConnectedUrl())
+	}
+	for _, f := range fs {
+		if n := f.streamsOpened(); n != 1 {
+			t.Errorf("%s: %d streams opened, want the first kept open", f.path, n)
+		}
+	}
+}
+
 func get(t *testing.T, target string) (int, string) {
 	t.Helper()
 	resp, err := http.Get(target)

@@ -62,7 +62,7 @@ type Reader struct {
 	// none).
 	failing atomic.Int64
 	// backoff is how long a problem must last before natsse moves to
-	// another server (only watch uses it).
+	// another server (only the Run goroutine touches it).
 	backoff time.Duration
 	// lastSeq is the stream's last sequence as the watch last read it.
 	lastSeq atomic.Uint64
@@ -110,22 +110,9 @@ func (u *Reader) Served() *Served { return u.served.Load() }
 // readiness current. It returns when ctx is done.
 func (u *Reader) Run(ctx context.Context) {
 	for ctx.Err() == nil {
-		var cc jetstream.ConsumeContext
-		for backoff := time.Duration(0); ; backoff = min(max(2*backoff, 250*time.Millisecond), 5*time.Second) {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(backoff):
-			}
-			var err error
-			if cc, err = u.start(ctx); err == nil {
-				break
-			}
-			if fatal := (*settingError)(nil); errors.As(err, &fatal) {
-				u.failed <- fatal
-				return
-			}
-			u.cfg.Log.Warn("waiting for the stream", "stream", u.cfg.Stream, "err", err)
+		cc := u.startRetrying(ctx)
+		if cc == nil {
+			return
 		}
 		end := u.watch(ctx)
 		// A consumer in the middle of a reset holds its lock until the
@@ -137,6 +124,56 @@ func (u *Reader) Run(ctx context.Context) {
 			u.cfg.Log.Warn("the stream was deleted and created again: its sequences start over; closing open streams so that clients resume from their positions", "stream", u.cfg.Stream)
 		case upstreamStalled:
 			u.cfg.Log.Warn("the upstream consumer stopped delivering; starting it again from where it stopped", "stream", u.cfg.Stream)
+		}
+	}
+}
+
+// startRetrying starts the upstream, retrying until it starts or ctx ends
+// (nil). A server that cannot start it for as long as watch lets a problem
+// last before moving (a cut-off server: the consumer's creation needs the
+// meta leader, out of its reach) makes natsse move on as watch does, with
+// the same doubling wait: a move, watch's included, can land on a cut-off
+// server, and no stream check runs here to move natsse off it
+// (docs/production.md, "Partitions").
+func (u *Reader) startRetrying(ctx context.Context) jetstream.ConsumeContext {
+	var badSince time.Time // first failed start on this server
+	for retry := time.Duration(0); ; retry = min(max(2*retry, 250*time.Millisecond), 5*time.Second) {
+		// Try once more when a move falls due, not later; once it is due
+		// (and refused: a single server), the retry wait alone applies.
+		wait := retry
+		if due := time.Until(badSince.Add(u.backoff)); !badSince.IsZero() && due > 0 {
+			wait = min(wait, due)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		cc, err := u.start(ctx)
+		if err == nil {
+			return cc
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if fatal := (*settingError)(nil); errors.As(err, &fatal) {
+			u.failed <- fatal // natsse stops with this line (docs/configuration.md)
+			return nil
+		}
+		u.cfg.Log.Warn("waiting for the stream", "stream", u.cfg.Stream, "err", err)
+		u.ready.Store(false)
+		if !u.nc.IsConnected() {
+			badSince = time.Time{} // nats.go is reconnecting; the next server gets its own wait
+			continue
+		}
+		problem := fmt.Sprintf("NATS server %s cannot start the upstream: %v", u.nc.ConnectedServerName(), err)
+		u.setStuck(problem)
+		now := time.Now()
+		if badSince.IsZero() {
+			badSince = now
+		}
+		if now.Sub(badSince) >= u.backoff && u.move(problem) {
+			badSince, retry = time.Time{}, 0
 		}
 	}
 }

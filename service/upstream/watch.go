@@ -97,15 +97,28 @@ func (u *Reader) watch(ctx context.Context) upstreamEnd {
 			}
 		}
 		u.setStuck(problem)
-		if !badSince.IsZero() && now.Sub(badSince) >= u.backoff && len(u.nc.Servers()) > 1 {
-			from := u.nc.ConnectedServerName()
-			if err := u.nc.ForceReconnect(); err == nil {
-				u.cfg.Log.Warn("moving to another NATS server", "from", from, "why", problem, "next_move_after", min(2*u.backoff, moveAfterMax).String())
-				u.backoff = min(2*u.backoff, moveAfterMax)
-				return upstreamMoved
-			}
+		if !badSince.IsZero() && now.Sub(badSince) >= u.backoff && u.move(problem) {
+			return upstreamMoved
 		}
 	}
+}
+
+// move makes nats.go reconnect to the next server of its pool, which
+// rotates (the server left goes to its end, so that moves that keep
+// landing on cut-off servers still reach every other one), and doubles the
+// wait before the next move. It never moves off the only server (embedded
+// mode, a single NATS_URL), and says whether natsse moved.
+func (u *Reader) move(why string) bool {
+	if len(u.nc.Servers()) < 2 {
+		return false
+	}
+	from := u.nc.ConnectedServerName()
+	if err := u.nc.ForceReconnect(); err != nil {
+		return false
+	}
+	u.backoff = min(2*u.backoff, moveAfterMax)
+	u.cfg.Log.Warn("moving to another NATS server", "from", from, "why", why, "next_move_after", u.backoff.String())
+	return true
 }
 
 // servingProblem says why the stream, as the server natsse is connected
