@@ -233,9 +233,27 @@ func findChromium(t *testing.T) string {
 
 // startBrowser starts headless Chromium with a fresh profile and no
 // background traffic, and returns the context of its tab; the browser is
-// closed, and waited for, when the test ends.
+// closed, and waited for, when the test ends. Chromium sometimes exits at
+// launch before printing anything (seen once in CI), which says nothing about
+// natsse, so a failed launch is retried, up to three times.
 func startBrowser(t *testing.T, path string) context.Context {
 	t.Helper()
+	var err error
+	for attempt := 1; attempt <= 3; attempt++ {
+		var ctx context.Context
+		ctx, err = launchBrowser(t, path)
+		if err == nil {
+			return ctx
+		}
+		t.Logf("launch %d of Chromium: %v", attempt, err)
+	}
+	t.Fatalf("Chromium did not start three times: %v", err)
+	return nil
+}
+
+// launchBrowser starts one Chromium and its tab (chromedp.Do without actions
+// starts both), so that a failed launch shows here and not in the first step.
+func launchBrowser(t *testing.T, path string) (context.Context, error) {
 	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]),
 		chromedp.ExecPath(path),
 		chromedp.NoSandbox, // tests run as root
@@ -243,15 +261,20 @@ func startBrowser(t *testing.T, path string) context.Context {
 		chromedp.Flag("disable-quic", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("no-proxy-server", true),
+		// /dev/shm may be small in a container; Chromium then uses /tmp.
+		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.UserDataDir(t.TempDir()),
 	)
 	ctx, cancel := context.WithTimeout(context.Background(), patience())
-	t.Cleanup(cancel)
 	ctx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	t.Cleanup(cancelAlloc)
 	ctx, cancelTab := chromedp.NewContext(ctx)
-	t.Cleanup(cancelTab)
-	return ctx
+	stop := func() { cancelTab(); cancelAlloc(); cancel() }
+	if err := chromedp.Do(ctx); err != nil {
+		stop()
+		return nil, err
+	}
+	t.Cleanup(stop)
+	return ctx, nil
 }
 
 func navigate(t *testing.T, ctx context.Context, u string) {

@@ -77,10 +77,31 @@ func findChromium(t *testing.T) string {
 
 // startBrowser starts headless Chromium with a fresh profile and no
 // background traffic (the machines have no network), and returns the context
-// of its tab. Everything done in it must end within 90 s; the browser is
-// closed, and waited for, when the test ends. extra adds command-line flags.
+// of its tab. Everything done in it must end within the test's patience; the
+// browser is closed, and waited for, when the test ends. extra adds
+// command-line flags.
+//
+// Chromium itself sometimes exits at launch before it prints anything (seen
+// once in CI: "chrome failed to start" with only its usual warnings), which
+// says nothing about natsse; such a launch is retried, up to three times.
 func startBrowser(t *testing.T, path string, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
+	var err error
+	for attempt := 1; attempt <= 3; attempt++ {
+		var ctx context.Context
+		ctx, err = launchBrowser(t, path, extra...)
+		if err == nil {
+			return ctx
+		}
+		t.Logf("launch %d of Chromium: %v", attempt, err)
+	}
+	t.Fatalf("Chromium did not start three times: %v", err)
+	return nil
+}
+
+// launchBrowser starts one Chromium and its tab (chromedp.Do without actions
+// starts both), so that a failed launch shows here and not in the first step.
+func launchBrowser(t *testing.T, path string, extra ...chromedp.ExecAllocatorOption) (context.Context, error) {
 	profile := t.TempDir()
 	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]),
 		chromedp.ExecPath(path),
@@ -89,16 +110,21 @@ func startBrowser(t *testing.T, path string, extra ...chromedp.ExecAllocatorOpti
 		chromedp.Flag("disable-quic", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("no-proxy-server", true),
+		// /dev/shm may be small in a container; Chromium then uses /tmp.
+		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.UserDataDir(profile),
 	)
 	opts = append(opts, extra...)
 	ctx, cancel := context.WithTimeout(context.Background(), patience())
-	t.Cleanup(cancel)
 	ctx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	t.Cleanup(cancelAlloc)
 	ctx, cancelTab := chromedp.NewContext(ctx)
-	t.Cleanup(cancelTab)
-	return ctx
+	stop := func() { cancelTab(); cancelAlloc(); cancel() }
+	if err := chromedp.Do(ctx); err != nil {
+		stop()
+		return nil, err
+	}
+	t.Cleanup(stop)
+	return ctx, nil
 }
 
 // pageState is what the test page recorded.
