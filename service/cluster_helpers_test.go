@@ -426,6 +426,9 @@ func (c *natsCluster) serve(cfg service.Config, first *natsNode) *replica {
 func (c *natsCluster) serveOn(cfg service.Config, nc *nats.Conn) *replica {
 	c.t.Helper()
 	cfg.WriteTimeout = testWriteTimeout(cfg.WriteTimeout)
+	if cfg.UpstreamIdle == 0 {
+		cfg.UpstreamIdle = -1 // as in startOn
+	}
 	svc, err := service.New(cfg, nc)
 	if err != nil {
 		c.t.Fatal(err)

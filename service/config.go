@@ -30,13 +30,21 @@ func RedactURL(raw string) string { return access.RedactURL(raw) }
 // Config is everything the service needs; cmd/natsse fills it from the
 // environment. Zero values mean the documented defaults (see WithDefaults).
 type Config struct {
-	// Stream is the JetStream stream served. Default "EVENTS".
-	Stream string
+	// Streams are the JetStream streams served: names, or "*" alone for
+	// every stream with subjects of its own (docs/configuration.md,
+	// NATSSE_STREAM). Default ["EVENTS"].
+	Streams []string
 	// Subjects is the subject space exposed over HTTP; empty means the
-	// stream's own subjects.
+	// streams' own subjects.
 	Subjects []string
-	// StreamCreate creates the stream when it is missing.
+	// StreamCreate creates the stream when it is missing; only with one
+	// stream named.
 	StreamCreate bool
+	// UpstreamIdle is how long a stream's upstream consumer stays after its
+	// last SSE stream on this replica ended; then it is deleted, and the
+	// next SSE stream starts another. Negative: it runs always, from the
+	// start (a warm ring on every replica). Default 30s.
+	UpstreamIdle time.Duration
 	// StreamSubjects, StreamMaxAge, StreamMaxBytes and StreamReplicas shape a
 	// stream natsse creates; an existing stream is never changed.
 	StreamSubjects []string
@@ -170,7 +178,8 @@ const (
 // together). MaxStreams and MaxConnections depend on the open-file limit.
 func Defaults() Config {
 	return Config{
-		Stream:                  "EVENTS",
+		Streams:                 []string{"EVENTS"},
+		UpstreamIdle:            30 * time.Second,
 		Publish:                 PublishOff,
 		StreamSubjects:          []string{"events.>"},
 		StreamMaxAge:            24 * time.Hour,
@@ -207,7 +216,10 @@ func Defaults() Config {
 // JWT leeway excepted: zero allows none).
 func (c Config) WithDefaults() Config {
 	d := Defaults()
-	setZero(&c.Stream, d.Stream)
+	if len(c.Streams) == 0 {
+		c.Streams = d.Streams
+	}
+	setZero(&c.UpstreamIdle, d.UpstreamIdle)
 	setZero(&c.Publish, d.Publish)
 	if len(c.StreamSubjects) == 0 {
 		c.StreamSubjects = d.StreamSubjects
@@ -305,8 +317,11 @@ func (c Config) Validate() error {
 	if i := strings.IndexFunc(c.BasePath, func(r rune) bool { return !plainPathRune(r) }); i >= 0 {
 		return fmt.Errorf("NATSSE_BASE_PATH: %q holds %q, which a URL carries escaped, so no request would match; use A-Z a-z 0-9 and - . _ ~ / only", c.BasePath, []rune(c.BasePath[i:])[0])
 	}
-	if err := validStreamName(c.Stream); err != nil {
-		return fmt.Errorf("NATSSE_STREAM: %q %v", c.Stream, err)
+	if err := validStreams(c.Streams); err != nil {
+		return err
+	}
+	if c.StreamCreate && (len(c.Streams) != 1 || c.allStreams()) {
+		return fmt.Errorf("NATSSE_STREAM_CREATE: natsse creates one named stream, and NATSSE_STREAM is %q: create the streams yourself (nats stream add) and set NATSSE_STREAM_CREATE=false, or name one stream", strings.Join(c.Streams, ","))
 	}
 	if c.StreamMaxBytes < 1 {
 		return fmt.Errorf("NATSSE_STREAM_MAX_BYTES: %d must be at least 1", c.StreamMaxBytes)
@@ -426,6 +441,30 @@ func validStreamName(name string) error {
 	return nil
 }
 
+// allStreams says whether every stream with subjects is served (*).
+func (c Config) allStreams() bool { return len(c.Streams) == 1 && c.Streams[0] == "*" }
+
+// validStreams checks NATSSE_STREAM: "*" alone, or distinct stream names.
+func validStreams(names []string) error {
+	if len(names) == 1 && names[0] == "*" {
+		return nil
+	}
+	seen := map[string]bool{}
+	for _, n := range names {
+		if n == "*" {
+			return fmt.Errorf("NATSSE_STREAM: * serves every stream, so it stands alone; list names or give * only")
+		}
+		if err := validStreamName(n); err != nil {
+			return fmt.Errorf("NATSSE_STREAM: %q %v", n, err)
+		}
+		if seen[n] {
+			return fmt.Errorf("NATSSE_STREAM: %q is listed twice", n)
+		}
+		seen[n] = true
+	}
+	return nil
+}
+
 // streamCreate is the stream natsse creates when it is missing; nil when it
 // must not.
 func (c Config) streamCreate() *jetstream.StreamConfig {
@@ -433,7 +472,7 @@ func (c Config) streamCreate() *jetstream.StreamConfig {
 		return nil
 	}
 	return &jetstream.StreamConfig{
-		Name:         c.Stream,
+		Name:         c.Streams[0],
 		Subjects:     c.StreamSubjects,
 		Storage:      jetstream.FileStorage,
 		MaxAge:       c.StreamMaxAge,
@@ -446,9 +485,10 @@ func (c Config) streamCreate() *jetstream.StreamConfig {
 // streamSuggest is the stream the log tells the operator to create when it
 // is missing and natsse must not create it: NATSSE_STREAM_SUBJECTS, unless
 // NATSSE_SUBJECTS reaches beyond them (connected mode, where the default
-// events.> may be no one's choice).
+// events.> may be no one's choice). With several streams it names no
+// subjects: there is no telling which are whose.
 func (c Config) streamSuggest() *jetstream.StreamConfig {
-	if c.StreamCreate {
+	if c.StreamCreate || len(c.Streams) != 1 || c.allStreams() {
 		return nil
 	}
 	c.StreamCreate = true

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -71,6 +72,12 @@ func startOn(t *testing.T, ns *embedded.Server, nc *nats.Conn, cfg service.Confi
 	t.Helper()
 	cfg.StreamCreate = true
 	cfg.WriteTimeout = testWriteTimeout(cfg.WriteTimeout)
+	if cfg.UpstreamIdle == 0 {
+		// Most tests store events and then look at what natsse's upstream
+		// received, as a replica with readers does: the upstream runs from
+		// the start. Tests of its life set their own.
+		cfg.UpstreamIdle = -1
+	}
 	svc, err := service.New(cfg, nc)
 	if err != nil {
 		t.Fatal(err)
@@ -222,18 +229,35 @@ func (e *env) metric(name string) float64 {
 		e.t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				e.t.Fatalf("metric %s: %v", name, err)
-			}
-			return f
-		}
+	f, ok := sumSeries(resp.Body, name)
+	if !ok {
+		e.t.Fatalf("metric %s not found", name)
 	}
-	e.t.Fatalf("metric %s not found", name)
-	return 0
+	return f
+}
+
+// sumSeries reads the series name from a scrape: exactly it when name has
+// labels, else the sum over its label sets (natsse_upstream_events_total
+// has one per stream).
+func sumSeries(r io.Reader, name string) (float64, bool) {
+	sc := bufio.NewScanner(r)
+	sum, found := 0.0, false
+	for sc.Scan() {
+		line := sc.Text()
+		v, ok := strings.CutPrefix(line, name+" ")
+		if !ok && !strings.Contains(name, "{") && strings.HasPrefix(line, name+"{") {
+			_, v, ok = strings.Cut(line, "} ")
+		}
+		if !ok {
+			continue
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			continue
+		}
+		sum, found = sum+f, true
+	}
+	return sum, found
 }
 
 // waitFor polls cond until it holds; for conditions with no event to await.

@@ -13,7 +13,7 @@ import (
 type metrics struct {
 	registry  *prometheus.Registry
 	delivered prometheus.Counter
-	upstream  prometheus.Counter
+	upstream  *prometheus.CounterVec // by stream
 	detached  prometheus.Counter
 	replays   prometheus.Counter
 	// replayShared counts replayed events served from the replay cache.
@@ -63,9 +63,10 @@ func newMetrics() *metrics {
 		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: "natsse", Name: name, Help: help})
 	}
 	m := &metrics{
-		registry:     prometheus.NewRegistry(),
-		delivered:    counter("events_delivered_total", "Events written to clients."),
-		upstream:     counter("upstream_events_total", "Messages received from the stream's upstream consumer."),
+		registry:  prometheus.NewRegistry(),
+		delivered: counter("events_delivered_total", "Events written to clients."),
+		upstream: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "natsse", Name: "upstream_events_total",
+			Help: "Messages received from each stream's upstream consumer."}, []string{"stream"}),
 		detached:     counter("slow_client_fallbacks_total", "Times a client fell too far behind to stay live and went back to catching up."),
 		replays:      counter("replays_total", "Catch-ups that needed a JetStream consumer because the ring no longer held the position."),
 		replayShared: counter("replay_shared_events_total", "Replayed events served from what another stream's replay read (the replay cache)."),
@@ -111,7 +112,7 @@ type observed struct {
 	ready         func() bool
 	natsConnected func() bool
 	reconnects    func() uint64
-	lag           func() uint64
+	streams       func() []*servedStream
 }
 
 // observe adds the gauges read from the server's state when scraped, and
@@ -126,8 +127,7 @@ func (m *metrics) observe(o observed, version, revision string) {
 			func() float64 { return boolGauge(o.natsConnected()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "natsse", Name: "nats_reconnects_total", Help: "Times natsse's NATS connection reconnected (to the same or another server)."},
 			func() float64 { return float64(o.reconnects()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "natsse", Name: "upstream_lag_events", Help: "The stream's last sequence (read every second) less the last one natsse received: how far the upstream trails."},
-			func() float64 { return float64(o.lag()) }),
+		&streamGauges{streams: o.streams},
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "natsse", Name: "connections_open", Help: "Open client connections, streams included."},
 			func() float64 { return float64(connsOpen()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "natsse", Name: "streams_open", Help: "Open SSE streams."},
@@ -149,4 +149,28 @@ func orUnknown(s string) string {
 		return "unknown"
 	}
 	return s
+}
+
+// streamGauges are the gauges of each served stream, read when scraped.
+type streamGauges struct {
+	streams func() []*servedStream
+}
+
+var (
+	lagDesc = prometheus.NewDesc("natsse_upstream_lag_events",
+		"Each stream's last sequence (read every second) less the last one natsse received: how far its upstream trails (0 while it has no upstream consumer).", []string{"stream"}, nil)
+	consumingDesc = prometheus.NewDesc("natsse_upstream_consuming",
+		"1 while natsse holds an upstream consumer on the stream: it has readers on this replica, or had within NATSSE_UPSTREAM_IDLE.", []string{"stream"}, nil)
+)
+
+func (g *streamGauges) Describe(ch chan<- *prometheus.Desc) {
+	ch <- lagDesc
+	ch <- consumingDesc
+}
+
+func (g *streamGauges) Collect(ch chan<- prometheus.Metric) {
+	for _, st := range g.streams() {
+		ch <- prometheus.MustNewConstMetric(lagDesc, prometheus.GaugeValue, float64(st.upstream.Lag()), st.name)
+		ch <- prometheus.MustNewConstMetric(consumingDesc, prometheus.GaugeValue, boolGauge(st.upstream.Consuming()), st.name)
+	}
 }

@@ -92,12 +92,12 @@ func (s *Server) store(w http.ResponseWriter, r *http.Request, path string) (*je
 			return nil, err
 		}
 	}
-	served := s.served.upstream.Served()
-	if served == nil {
-		return nil, unavailable("the stream %s has not been found yet, so whether %q is served cannot be told", s.cfg.Stream, subject)
+	st, err := s.served.route([]string{subject})
+	if errors.Is(err, refusal.ErrSoft) {
+		return nil, unavailable("the stream of %q has not been found yet, or does not exist now, so it cannot be stored", subject)
 	}
-	if !served.Serves(subject) {
-		return nil, refusal.New(http.StatusNotFound, "subject %q is not served; served subjects: %s", subject, strings.Join(served.Subjects(), ", "))
+	if err != nil {
+		return nil, err
 	}
 	if s.cfg.Publish == PublishToken {
 		if err := s.access.AuthorizePublish(claims, subject); err != nil {
@@ -130,7 +130,7 @@ func (s *Server) store(w http.ResponseWriter, r *http.Request, path string) (*je
 	// acknowledged or it fails, within publishTimeout.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), publishTimeout)
 	defer cancel()
-	ack, err := s.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(s.cfg.Stream))
+	ack, err := s.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(st.name))
 	switch {
 	case err == nil:
 		return ack, nil
@@ -214,8 +214,8 @@ func crossOriginProtection(origins []string) *http.CrossOriginProtection {
 func (s *Server) root(w http.ResponseWriter, r *http.Request) {
 	if s.page == nil || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
 		what := "JetStream messages"
-		if served := s.served.upstream.Served(); served != nil {
-			what = "the messages of " + strings.Join(served.Subjects(), ", ")
+		if served := s.served.servedSubjects(); served != nil {
+			what = "the messages of " + strings.Join(served, ", ")
 		}
 		s.plain(w, r, http.StatusOK, fmt.Sprintf("natsse: GET %s/<subject tokens separated by /> streams %s as Server-Sent Events; see docs/protocol.md", s.cfg.BasePath, what))
 		return

@@ -111,11 +111,13 @@ func (g *registry) closeNow() {
 	}
 }
 
-// closeAll ends every open stream after a final flush; their clients
-// reconnect with their Last-Event-ID.
-func (g *registry) closeAll() {
+// closeOf ends, after a final flush, the SSE streams of one served stream
+// (deleted, or created again).
+func (g *registry) closeOf(src *servedStream) {
 	for _, ss := range g.list(false) {
-		ss.sub.Close()
+		if ss.src == src {
+			ss.sub.Close()
+		}
 	}
 }
 

@@ -22,20 +22,44 @@ type servedStream struct {
 	upstream *upstream.Reader
 	resumer  *resume.Resumer
 	cursors  *cursors.Cursors
+	// deps is what its SSE streams work with.
+	deps *sseDeps
 }
 
-// newServedStream wires the rooms of cfg.Stream; recreated ends the SSE
-// streams of a stream deleted and created again.
-func newServedStream(cfg Config, nc *nats.Conn, js jetstream.JetStream, m *metrics, recreated func()) *servedStream {
-	st := &servedStream{name: cfg.Stream}
-	st.resumer = resume.New(resume.Config{Stream: cfg.Stream, Concurrency: cfg.ReplayConcurrency, CacheBytes: cfg.ReplayCacheBytes}, js)
-	forget := st.resumer.Cache().Reset
+// servedShared is what every served stream of a Server shares: the budgets
+// of replays and rings, the mover of the NATS connection, and what a
+// stream's events tell (the registry ends SSE streams, the set fails or
+// rebalances).
+type servedShared struct {
+	resume *resume.Shared
+	mover  *upstream.Mover
+	// end ends the SSE streams of one served stream after a final flush.
+	end func(*servedStream)
+	// found checks a stream's subjects the first time it is found; fail
+	// stops natsse; fed rebalances the ring budget.
+	found func(name string, streamSubjects []string) error
+	fail  func(error)
+	fed   func()
+}
+
+// newServedStream wires the rooms of the stream name.
+func newServedStream(name string, cfg Config, nc *nats.Conn, js jetstream.JetStream, m *metrics, sh *servedShared, deps sseDeps) *servedStream {
+	st := &servedStream{name: name}
+	one := cfg
+	one.Streams = []string{name}
+	st.resumer = resume.New(resume.Config{Stream: name, Shared: sh.resume}, js)
 	st.core = fanout.New(fanout.Config{RingEvents: cfg.RingEvents, RingBytes: cfg.RingBytes, Log: cfg.Logger,
-		Dispatched: m.upstream, Detached: m.detached, Rewound: forget})
-	st.upstream = upstream.New(upstream.Config{Stream: cfg.Stream, Subjects: cfg.Subjects, Create: cfg.streamCreate(), Suggest: cfg.streamSuggest(), Log: cfg.Logger,
-		Recreated: func() { forget(); recreated() }}, nc, js, st.core)
-	st.cursors = cursors.New(cursors.Config{Stream: cfg.Stream, TTL: cfg.DurableTTL, Max: cfg.MaxDurables, PerClient: cfg.MaxDurablesPerClient,
+		Dispatched: m.upstream.WithLabelValues(name), Detached: m.detached, Rewound: st.resumer.Forget})
+	st.upstream = upstream.New(upstream.Config{Stream: name, Subjects: cfg.Subjects, Create: one.streamCreate(), Suggest: one.streamSuggest(), Log: cfg.Logger,
+		Recreated: func() { st.resumer.Forget(); sh.end(st) },
+		Missing:   func() { sh.end(st) },
+		Found:     func(subjects []string) error { return sh.found(name, subjects) },
+		Fail:      sh.fail, Fed: sh.fed, Idle: cfg.UpstreamIdle, Mover: sh.mover,
+	}, nc, js, st.core)
+	st.cursors = cursors.New(cursors.Config{Stream: name, TTL: cfg.DurableTTL, Max: cfg.MaxDurables, PerClient: cfg.MaxDurablesPerClient,
 		ReplayConcurrency: cfg.ReplayConcurrency, Log: cfg.Logger}, nc, js, st.filters)
+	deps.src = st
+	st.deps = &deps
 	return st
 }
 

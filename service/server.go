@@ -13,20 +13,21 @@ import (
 
 	"github.com/natsse/natsse/service/access"
 	"github.com/natsse/natsse/service/heartbeat"
+	"github.com/natsse/natsse/service/resume"
 	"github.com/natsse/natsse/service/ui"
+	"github.com/natsse/natsse/service/upstream"
 )
 
-// Server serves SSE streams of one JetStream stream. Create it with New,
-// start its upstream with Run, serve it as an http.Handler, and end it with
-// Drain.
+// Server serves SSE streams of the JetStream streams configured. Create it
+// with New, start its upstreams with Run, serve it as an http.Handler, and
+// end it with Drain.
 type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	metrics *metrics
 	access  *access.Verifier // nil when access control is off
 	clock   *heartbeat.Clock
-	served  *servedStream
-	deps    *sseDeps // what its SSE streams work with
+	served  *servedSet
 	nc      *nats.Conn
 	js      jetstream.JetStream
 	// page is the live page at <base>/ (nil when NATSSE_UI is off);
@@ -68,19 +69,28 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 	}
 	s.streams = newRegistry(cfg.MaxStreams, cfg.MaxStreamsPerClient, s.metrics.clientLimit, cfg.Logger)
 	s.conns = newConnections(cfg, s.trusted, s.metrics.connsRefused)
-	s.served = newServedStream(cfg, nc, js, s.metrics, s.streams.closeAll)
-	s.deps = &sseDeps{src: s.served, clock: s.clock, metrics: s.metrics, log: s.log, writeTimeout: cfg.WriteTimeout, replayWait: cfg.ReplayWait, queueBytes: cfg.QueueBytes}
+	deps := sseDeps{clock: s.clock, metrics: s.metrics, log: s.log, writeTimeout: cfg.WriteTimeout, replayWait: cfg.ReplayWait, queueBytes: cfg.QueueBytes}
+	shared := &servedShared{
+		resume: resume.NewShared(cfg.ReplayConcurrency, cfg.ReplayCacheBytes),
+		mover:  upstream.NewMover(nc, cfg.Logger),
+		end:    s.streams.closeOf,
+	}
+	s.served = newServedSet(cfg, js, func(name string) *servedStream {
+		return newServedStream(name, cfg, nc, js, s.metrics, shared, deps)
+	}, s.streams.closeOf)
+	shared.found, shared.fail, shared.fed = s.served.found, s.served.fail, s.served.rebalance
+	s.served.prepare()
 	s.metrics.observe(observed{
 		connsOpen: s.conns.count, streamsOpen: s.streams.count,
 		ready:         func() bool { ok, _ := s.Ready(); return ok },
 		natsConnected: nc.IsConnected,
 		reconnects:    func() uint64 { return nc.Stats().Reconnects },
-		lag:           s.served.upstream.Lag,
+		streams:       s.served.list,
 	}, cfg.Version, cfg.Revision)
 	return s, nil
 }
 
-// Run consumes the stream until ctx ends; streams are served meanwhile.
+// Run consumes the streams until ctx ends; SSE streams are served meanwhile.
 func (s *Server) Run(ctx context.Context) {
 	defer s.hangups.close()
 	var wg sync.WaitGroup
@@ -90,22 +100,18 @@ func (s *Server) Run(ctx context.Context) {
 	s.served.run(ctx)
 }
 
-// Started is closed once the stream was found and streams can be served.
-func (s *Server) Started() <-chan struct{} { return s.served.upstream.Started() }
+// Started is closed once a served stream was found and SSE streams can be
+// served.
+func (s *Server) Started() <-chan struct{} { return s.served.started }
 
 // Failed receives an error, once, when a setting cannot work with the
-// stream (NATSSE_SUBJECTS outside its subjects, a stream JetStream refuses
-// to create): the caller must stop with it, as cmd/natsse does.
-func (s *Server) Failed() <-chan error { return s.served.upstream.Failed() }
+// streams (NATSSE_SUBJECTS outside their subjects, a stream JetStream
+// refuses to create): the caller must stop with it, as cmd/natsse does.
+func (s *Server) Failed() <-chan error { return s.served.failed }
 
-// Subjects are the subjects served over HTTP, once the stream was found
+// Subjects are the subjects served over HTTP, of the streams found so far
 // (nil before).
-func (s *Server) Subjects() []string {
-	if served := s.served.upstream.Served(); served != nil {
-		return served.Subjects()
-	}
-	return nil
-}
+func (s *Server) Subjects() []string { return s.served.servedSubjects() }
 
 // AccessControl says who may subscribe, for the startup log: "anonymous",
 // or JWT with the algorithm or the JWKS URL.
@@ -113,25 +119,22 @@ func (s *Server) AccessControl() string { return s.access.Describe() }
 
 // Ready says whether the server can serve new streams, and why not.
 func (s *Server) Ready() (bool, string) {
-	up := s.served.upstream
 	switch {
 	case s.streams.isDraining():
 		return false, "draining: shutting down"
 	case s.access.Waiting() != "":
 		return false, s.access.Waiting()
-	case up.Served() == nil:
-		return false, fmt.Sprintf("waiting for NATS and the stream %s", s.cfg.Stream)
-	case !up.Ready():
-		return false, fmt.Sprintf("NATS or the stream %s is unreachable", s.cfg.Stream)
-	case !up.Delivering():
-		return false, up.Stuck()
+	}
+	ready, why := s.served.ready()
+	if !ready {
+		return false, why
 	}
 	if s.cfg.StoreHealth != nil {
 		if err := s.cfg.StoreHealth(); err != nil {
 			return false, err.Error()
 		}
 	}
-	return true, "ok"
+	return true, why
 }
 
 // OpenStreams is how many SSE streams are open, by natsse's own count.

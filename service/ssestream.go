@@ -31,8 +31,9 @@ func (e writeError) Unwrap() error { return e.error }
 const ringBudget = 1024
 
 // sseDeps is what every SSE stream of a served stream works with, made
-// once and shared (one pointer per stream): the served stream's rooms, the
-// heartbeat clock, the metrics and the settings of a stream's writes.
+// once per served stream and shared (one pointer per SSE stream): the
+// served stream's rooms, the heartbeat clock, the metrics and the settings
+// of a stream's writes.
 type sseDeps struct {
 	src     *servedStream
 	clock   *heartbeat.Clock
@@ -61,6 +62,7 @@ type sseStream struct {
 	shard    uint32     // heartbeat shard
 	client   netip.Addr // what per-client limits count (see clientAddr)
 	abort    func()     // ends a blocked write; set and read under registry.mu
+	release  func()     // ends its share in keeping the upstream running (upstream.Reader.Want)
 
 	out        sink
 	pos        uint64     // every wanted message up to pos has been written
@@ -73,9 +75,9 @@ type sseStream struct {
 	spare      []*fanout.Frame
 }
 
-func (s *Server) newSSEStream(r *http.Request, req request, grant access.Grant) *sseStream {
+func (s *Server) newSSEStream(r *http.Request, req request, grant access.Grant, st *servedStream) *sseStream {
 	return &sseStream{
-		sseDeps: s.deps,
+		sseDeps: st.deps,
 		sub:     fanout.NewSubscriber(req.patterns, s.cfg.QueueEvents, s.cfg.QueueBytes), envelope: req.envelope, grant: grant,
 		remote: r.RemoteAddr, shard: s.clock.Shard(), client: s.clientAddr(r),
 		since: req.since, began: time.Now(),

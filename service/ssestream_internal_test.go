@@ -34,10 +34,10 @@ func (b *brokenSink) flush() error {
 func TestLiveWriteErrorEndReason(t *testing.T) {
 	s := &Server{cfg: Config{}.WithDefaults(), log: slog.New(slog.DiscardHandler), metrics: newMetrics(), clock: heartbeat.New(time.Hour)}
 	s.streams = newRegistry(10, 10, s.metrics.clientLimit, s.log)
-	core := fanout.New(fanout.Config{RingEvents: 16, RingBytes: 1 << 20, Log: s.log, Dispatched: s.metrics.upstream, Detached: s.metrics.detached})
+	core := fanout.New(fanout.Config{RingEvents: 16, RingBytes: 1 << 20, Log: s.log, Dispatched: s.metrics.upstream.WithLabelValues("EVENTS"), Detached: s.metrics.detached})
 	gen, _ := core.Restart(0, false)
 	ss := &sseStream{sseDeps: &sseDeps{src: &servedStream{core: core}, clock: s.clock, metrics: s.metrics, log: s.log, writeTimeout: time.Second, queueBytes: 1 << 20},
-		sub: fanout.NewSubscriber([]string{"events.a"}, 8, 1<<20), out: &brokenSink{ok: 1}}
+		sub: fanout.NewSubscriber([]string{"events.a"}, 8, 1<<20), out: &brokenSink{ok: 1}, release: func() {}}
 	if err := s.streams.add(ss); err != nil {
 		t.Fatal(err)
 	}

@@ -6,12 +6,10 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/natsse/natsse/service/access"
 	"github.com/natsse/natsse/service/fanout"
-	"github.com/natsse/natsse/service/refusal"
 )
 
 // subscribe opens an SSE stream, or refuses the request.
@@ -39,11 +37,11 @@ func (s *Server) open(r *http.Request, path string) (*sseStream, error) {
 		n.subjects = req.patterns
 		n.position, n.hasPos = req.position, req.hasPosition
 	}
-	grant, err := s.authorize(r, req)
+	grant, st, err := s.authorize(r, req)
 	if err != nil {
 		return nil, err
 	}
-	ss := s.newSSEStream(r, req, grant)
+	ss := s.newSSEStream(r, req, grant, st)
 	if err := s.streams.add(ss); err != nil {
 		return nil, err
 	}
@@ -54,25 +52,19 @@ func (s *Server) open(r *http.Request, path string) (*sseStream, error) {
 	return ss, nil
 }
 
-// authorize verifies the token and checks what the request asks for
-// against what is served and what the token allows.
-func (s *Server) authorize(r *http.Request, req request) (access.Grant, error) {
+// authorize verifies the token, finds the served stream that captures
+// the request's subjects, and checks them against what the token allows.
+func (s *Server) authorize(r *http.Request, req request) (access.Grant, *servedStream, error) {
 	claims, err := s.access.Authenticate(r)
 	if err != nil {
-		return access.Grant{}, err
+		return access.Grant{}, nil, err
 	}
-	served := s.served.upstream.Served()
-	if served == nil {
-		// Until the stream is known, whether the subject is served is
-		// unknown: come back later.
-		return access.Grant{}, refusal.ErrSoft
+	st, err := s.served.route(req.patterns)
+	if err != nil {
+		return access.Grant{}, nil, err
 	}
-	for _, pattern := range req.patterns {
-		if !served.Serves(pattern) {
-			return access.Grant{}, refusal.New(http.StatusNotFound, "subject %q is not served; served subjects: %s", pattern, strings.Join(served.Subjects(), ", "))
-		}
-	}
-	return s.access.Authorize(claims, req.patterns, req.durable)
+	grant, err := s.access.Authorize(claims, req.patterns, req.durable)
+	return grant, st, err
 }
 
 // openCursor gets the request's named cursor, if any, and starts ss where
@@ -81,7 +73,7 @@ func (s *Server) authorize(r *http.Request, req request) (access.Grant, error) {
 func (s *Server) openCursor(ctx context.Context, req request, ss *sseStream) error {
 	pos, has := req.position, req.hasPosition
 	if req.durable != "" {
-		c, stored, known, err := s.served.cursors.Open(ctx, req.durable, ss.grant.Scope, ss.client, req.patterns, ss.sub.Close, func() { s.streams.abort(ss) })
+		c, stored, known, err := ss.src.cursors.Open(ctx, req.durable, ss.grant.Scope, ss.client, req.patterns, ss.sub.Close, func() { s.streams.abort(ss) })
 		if err != nil {
 			return err
 		}
@@ -105,6 +97,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, ss *sseStream) {
 	if n := s.note(r); n != nil {
 		n.stream, ss.note = true, n
 	}
+	// The stream's upstream runs while it has readers; an idle one gets
+	// its ring at the stream's end now (docs/how-it-works.md).
+	ss.release = ss.src.upstream.Want(r.Context())
 	live := false
 	if !ss.check && ss.since == nil {
 		// Subscribe before the headers go out: a message published the
@@ -139,6 +134,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, ss *sseStream) {
 // runStream serves ss until it ends, then releases it.
 func (s *Server) runStream(ctx context.Context, ss *sseStream, live bool) {
 	defer s.streams.remove(ss)
+	defer ss.release()
 	defer ss.cursor.Finish()
 	defer ss.out.done()
 	expired, stopExpiry := watchExpiry(ss)

@@ -67,9 +67,10 @@ type config struct {
 	JWTIssuer       string        `env:"NATSSE_JWT_ISSUER" help:"if set, a token's iss must be it"`
 	JWTCookie       string        `env:"NATSSE_JWT_COOKIE" envDefault:"natsse_token" help:"cookie that can carry the token"`
 
-	Stream         string        `env:"NATSSE_STREAM" envDefault:"EVENTS" help:"the JetStream stream served"`
+	Streams        []string      `env:"NATSSE_STREAM" envDefault:"EVENTS" help:"the JetStream streams served: a name, a comma-separated list, or * for every stream with subjects of its own"`
+	UpstreamIdle   time.Duration `env:"NATSSE_UPSTREAM_IDLE" envDefault:"30s" help:"a stream's upstream consumer is deleted this long after its last reader on this replica left (negative: it runs always, from the start)"`
 	StreamSubjects []string      `env:"NATSSE_STREAM_SUBJECTS" envDefault:"events.>" help:"subjects of the stream when natsse creates it"`
-	StreamCreate   *bool         `env:"NATSSE_STREAM_CREATE" help:"create the stream if missing (default: true embedded, false connected)"`
+	StreamCreate   *bool         `env:"NATSSE_STREAM_CREATE" help:"create the stream if missing (default: true embedded with one stream named, else false)"`
 	StreamMaxAge   time.Duration `env:"NATSSE_STREAM_MAX_AGE" envDefault:"24h" help:"max age of messages in a stream natsse creates"`
 	StreamMaxBytes byteSize      `env:"NATSSE_STREAM_MAX_BYTES" envDefault:"1GiB" help:"max bytes of a stream natsse creates"`
 	StreamReplicas int           `env:"NATSSE_STREAM_REPLICAS" envDefault:"1" help:"replicas of a stream natsse creates"`

@@ -17,7 +17,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.HTTPAddr != ":8080" || c.EmbeddedListen != "127.0.0.1:4222" || c.StoreDir != "./data" || c.Stream != "EVENTS" ||
+	if c.HTTPAddr != ":8080" || c.EmbeddedListen != "127.0.0.1:4222" || c.StoreDir != "./data" || strings.Join(c.Streams, ",") != "EVENTS" ||
 		c.Heartbeat != 15*time.Second || c.Retry != 2*time.Second || c.StreamMaxBytes != 1<<30 || !c.embedded() ||
 		c.NATSPing != service.DefaultNATSPing {
 		t.Errorf("defaults: %+v", c)
@@ -42,11 +42,36 @@ func TestLoadConfigErrorsNameTheVariable(t *testing.T) {
 		"NATSSE_NATS_PING":        {"NATSSE_NATS_PING": "0s"},
 		"NATSSE_PUBLISH":          {"NATSSE_PUBLISH": "everyone"},
 		"NATSSE_UI":               {"NATSSE_UI": "sometimes"},
+		"NATSSE_STREAM":           {"NATSSE_STREAM": "ORDERS,*"},
 	}
 	for name, env := range cases {
 		_, err := loadConfig(env)
 		if err == nil || !strings.Contains(err.Error(), name) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%v: got %v, want one line naming %s", env, err, name)
+		}
+	}
+}
+
+// TestSeveralStreamsConfig: a list or * serves several streams, which
+// natsse does not create (it creates one named stream): asking it to is
+// refused at start, naming the variable.
+func TestSeveralStreamsConfig(t *testing.T) {
+	for _, v := range []string{"ORDERS,CHAT", "*"} {
+		c, err := loadConfig(map[string]string{"NATSSE_STREAM": v})
+		if err != nil {
+			t.Fatalf("NATSSE_STREAM=%s: %v", v, err)
+		}
+		if sc := serviceConfig(c, nil); sc.StreamCreate || strings.Join(sc.Streams, ",") != v {
+			t.Errorf("NATSSE_STREAM=%s: create %v, streams %q; want no creation", v, sc.StreamCreate, sc.Streams)
+		}
+		_, err = loadConfig(map[string]string{"NATSSE_STREAM": v, "NATSSE_STREAM_CREATE": "true"})
+		if err == nil || !strings.Contains(err.Error(), "NATSSE_STREAM_CREATE") {
+			t.Errorf("NATSSE_STREAM=%s with NATSSE_STREAM_CREATE=true: got %v, want a refusal naming NATSSE_STREAM_CREATE", v, err)
+		}
+	}
+	for _, v := range []string{"ORDERS,ORDERS", "ORD.ERS", "A,,B"} {
+		if _, err := loadConfig(map[string]string{"NATSSE_STREAM": v}); err == nil || !strings.Contains(err.Error(), "NATSSE_STREAM") {
+			t.Errorf("NATSSE_STREAM=%s: got %v, want a refusal naming NATSSE_STREAM", v, err)
 		}
 	}
 }

@@ -196,9 +196,9 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		}
 		defer stopPprof()
 	}
-	if cfg.embedded() {
-		// The embedded stream is there in milliseconds: say "ready" when it
-		// is, or stop when it cannot be.
+	if cfg.embedded() && scfg.StreamCreate {
+		// The embedded stream natsse creates is there in milliseconds: say
+		// "ready" when it is, or stop when it cannot be.
 		select {
 		case <-svc.Started():
 		case err := <-svc.Failed():
@@ -335,12 +335,14 @@ func natsAuth(cfg config) ([]nats.Option, error) {
 // serviceConfig maps the variables to the service's fields; settings
 // without a variable keep service.Defaults().
 func serviceConfig(cfg config, log *slog.Logger) service.Config {
-	create := cfg.embedded()
+	// natsse creates one named stream; with several, or *, the operator
+	// creates them.
+	create := cfg.embedded() && len(cfg.Streams) == 1 && cfg.Streams[0] != "*"
 	if cfg.StreamCreate != nil {
 		create = *cfg.StreamCreate
 	}
 	c := service.Defaults()
-	c.Stream, c.Subjects, c.StreamCreate = cfg.Stream, cfg.Subjects, create
+	c.Streams, c.Subjects, c.StreamCreate, c.UpstreamIdle = cfg.Streams, cfg.Subjects, create, cfg.UpstreamIdle
 	c.UI, c.Publish = cfg.ui(), cfg.publish()
 	c.StreamSubjects, c.StreamMaxAge = cfg.StreamSubjects, cfg.StreamMaxAge
 	c.StreamMaxBytes, c.StreamReplicas = int64(cfg.StreamMaxBytes), cfg.StreamReplicas

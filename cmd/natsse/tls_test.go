@@ -11,7 +11,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
-	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -253,16 +252,26 @@ func metricOver(t *testing.T, client *http.Client, base, name string) float64 {
 	}
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
+	sum, found := 0.0, false
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatalf("metric %s: %v", name, err)
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			return f
+		// Without labels in name: the sum over its label sets
+		// (natsse_upstream_events_total has one per stream).
+		line := sc.Text()
+		v, ok := strings.CutPrefix(line, name+" ")
+		if !ok && !strings.Contains(name, "{") && strings.HasPrefix(line, name+"{") {
+			_, v, ok = strings.Cut(line, "} ")
 		}
+		if !ok {
+			continue
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			t.Fatalf("metric %s: %v", name, err)
+		}
+		sum, found = sum+f, true
 	}
-	t.Fatalf("metric %s not found", name)
-	return 0
+	if !found {
+		t.Fatalf("metric %s not found", name)
+	}
+	return sum
 }

@@ -46,6 +46,8 @@ type Core struct {
 	// are dropped, so that a stopped upstream consumer still delivering
 	// cannot repeat what its successor delivers.
 	gen uint64
+	// shareBytes is the ring's share of NATSSE_RING_BYTES (0: all of it).
+	shareBytes int
 }
 
 // New returns an empty core; it serves positions once Restart was called.
@@ -62,13 +64,68 @@ func (c *Core) Restart(head uint64, over bool) (gen, next uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.ring == nil || over {
-		c.ring = newRing(c.cfg.RingEvents, c.cfg.RingBytes, head)
+		c.ring = newRing(c.cfg.RingEvents, c.ringBytes(), head)
 	}
 	if over {
 		c.index = subjects.NewIndex[*Subscriber]()
 	}
 	c.gen++
 	return c.gen, c.ring.head + 1
+}
+
+// Prime gives an idle core (a first one, or one Idle emptied) a new, empty
+// ring at head, the stream's last sequence as just read, so that streams
+// can attach before the upstream consumer is there: it then starts after
+// head (Restart keeps a ring it finds). It reports false, and does
+// nothing, when the core has a ring.
+func (c *Core) Prime(head uint64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ring != nil {
+		return false
+	}
+	c.ring = newRing(c.cfg.RingEvents, c.ringBytes(), head)
+	return true
+}
+
+// Idle drops the ring and ends the current feed, for an upstream consumer
+// stopped because nobody reads the stream: what the ring holds would have
+// a gap after it. The caller makes sure no subscriber is attached.
+func (c *Core) Idle() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ring = nil
+	c.gen++
+}
+
+// Fed says whether the core has a ring: it is, or is about to be, fed.
+func (c *Core) Fed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ring != nil
+}
+
+// SetRingBytes changes the ring's byte bound, for its share of a budget
+// that several cores split (docs/configuration.md, NATSSE_RING_BYTES): a
+// smaller bound evicts the oldest frames at once.
+func (c *Core) SetRingBytes(n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.shareBytes = n
+	if c.ring == nil {
+		return
+	}
+	c.ring.maxBytes = n
+	for c.ring.n > 1 && c.ring.bytes > n {
+		c.ring.evict()
+	}
+}
+
+func (c *Core) ringBytes() int {
+	if c.shareBytes > 0 {
+		return c.shareBytes
+	}
+	return c.cfg.RingBytes
 }
 
 // IfCurrent runs fn, under the core's lock, if gen is the current feed.

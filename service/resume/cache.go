@@ -178,18 +178,25 @@ func (c *Cache) CoveredElsewhere(r *Run, pos uint64) bool {
 	return false
 }
 
-// Reset forgets everything, for a stream whose sequences started over.
-func (c *Cache) Reset() {
+// Reset forgets everything.
+func (c *Cache) Reset() { c.forget("") }
+
+// forget drops the runs whose key starts with prefix.
+func (c *Cache) forget(prefix string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, runs := range c.runs {
+	for key, runs := range c.runs {
+		if !strings.HasPrefix(key, prefix) {
+			continue
+		}
 		for _, r := range runs {
+			c.bytes -= r.bytes
 			r.evicted = true
+			r.frames, r.bytes = nil, 0
 			r.notify()
 		}
+		delete(c.runs, key)
 	}
-	c.runs = map[string][]*Run{}
-	c.bytes = 0
 }
 
 func (r *Run) notify() {

@@ -1,10 +1,11 @@
-// Package resume is what resuming SSE streams of one JetStream stream share
-// when the ring no longer holds their position (docs/protocol.md,
-// "Resuming"): a bounded number of replay slots (each a short-lived
+// Package resume is what resuming SSE streams share when the ring no longer
+// holds their position (docs/protocol.md, "Resuming"): a bounded number of
+// replay slots (each a short-lived
 // JetStream consumer; other resumes wait their turn with their SSE stream
 // open), a cache through which resumes on the same subjects share what one
 // of them reads, and the stream's bounds, read once for a storm of resumes,
-// against which requested positions are checked ("Reset").
+// against which requested positions are checked ("Reset"). Slots and cache
+// are budgets shared by the Resumers of every served stream (Shared).
 package resume
 
 import (
@@ -15,12 +16,25 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Config sizes a Resumer.
+// Shared is what the resumers of every served stream share: the replay
+// slots (NATSSE_REPLAY_CONCURRENCY) and the replay cache
+// (NATSSE_REPLAY_CACHE_BYTES), each one budget for all streams.
+type Shared struct {
+	slots chan struct{}
+	cache *Cache
+}
+
+// NewShared sizes the slots and the cache.
+func NewShared(concurrency, cacheBytes int) *Shared {
+	return &Shared{slots: make(chan struct{}, concurrency), cache: newCache(cacheBytes)}
+}
+
+// Config says which stream a Resumer serves.
 type Config struct {
 	// Stream names the JetStream stream.
 	Stream string
-	// Concurrency bounds concurrent replays; CacheBytes the replay cache.
-	Concurrency, CacheBytes int
+	// Shared are the slots and the cache; New makes its own when nil.
+	Shared *Shared
 }
 
 // Resumer serves the resumes of one JetStream stream.
@@ -36,8 +50,18 @@ type Resumer struct {
 
 // New returns the resumer of cfg.Stream.
 func New(cfg Config, js jetstream.JetStream) *Resumer {
-	return &Resumer{js: js, stream: cfg.Stream, slots: make(chan struct{}, cfg.Concurrency), cache: newCache(cfg.CacheBytes)}
+	if cfg.Shared == nil {
+		cfg.Shared = NewShared(16, 64<<20)
+	}
+	return &Resumer{js: js, stream: cfg.Stream, slots: cfg.Shared.slots, cache: cfg.Shared.cache}
 }
+
+// Key names a set of replay filters of this stream in the shared cache.
+func (r *Resumer) Key(filters []string) string { return r.stream + "\x00" + FilterKey(filters) }
+
+// Forget drops what the cache holds of this stream, whose sequences
+// started over.
+func (r *Resumer) Forget() { r.cache.forget(r.stream + "\x00") }
 
 // Slots takes a replay slot when a send on it succeeds; Release gives it
 // back. A channel, so that a stream can wait for one while it keeps its

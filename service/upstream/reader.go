@@ -1,6 +1,8 @@
 // Package upstream reads one JetStream stream into its fan-out core: one
-// ordered consumer per process, filtered to the served subjects and started
-// at the stream's end. It restarts the consumer where it stopped after a
+// ordered consumer per process, filtered to the served subjects, started at
+// the stream's end when the stream's first SSE stream opens (Want) and
+// deleted once nobody has read the stream for Config.Idle, so that a stream
+// nobody reads costs no consumer. It restarts the consumer where it stopped after a
 // stall or a move to another NATS server (the core keeps its ring and its
 // live subscribers), starts over when the stream was deleted and created
 // again (the core drops both, Config.Recreated closes the SSE streams), and
@@ -14,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -41,8 +44,27 @@ type Config struct {
 	Log     *slog.Logger
 	// Recreated is called when the stream was deleted and created again,
 	// after the upstream restarted: its clients must come back with their
-	// Last-Event-ID and get a reset (docs/protocol.md, "Reset").
-	Recreated func()
+	// Last-Event-ID and get a reset (docs/protocol.md, "Reset"). Missing is
+	// called when the stream is gone: its clients end and get the soft
+	// refusal until it is back.
+	Recreated, Missing func()
+	// Found, when set, is told the stream's subjects the first time the
+	// stream is found, before anything of it is served; an error is a
+	// setting that cannot work, which stops natsse (Fail).
+	Found func(streamSubjects []string) error
+	// Fail receives the one error that stops natsse: a setting that cannot
+	// work with this stream (docs/configuration.md). Run has returned then.
+	Fail func(error)
+	// Idle is how long the upstream consumer stays after the stream's last
+	// SSE stream ended (NATSSE_UPSTREAM_IDLE); negative: it runs always,
+	// from the start, readers or not.
+	Idle time.Duration
+	// Fed is called when the core got a ring or lost it (Want, idleness),
+	// so that the cores can share the ring budget.
+	Fed func()
+	// Mover moves natsse to another NATS server; one per connection,
+	// shared by the readers of every served stream.
+	Mover *Mover
 }
 
 // Reader is the upstream of one JetStream stream.
@@ -69,10 +91,22 @@ type Reader struct {
 
 	started     chan struct{} // closed once the stream was found
 	startedOnce sync.Once
-	// failed receives the one error that stops natsse: a setting that
-	// cannot work with this stream (see Failed).
-	failed      chan error
 	missingOnce sync.Once
+	// missing: the stream was found once and is gone now.
+	missing atomic.Bool
+	// consuming: an upstream consumer runs.
+	consuming atomic.Bool
+
+	// demand counts the SSE streams reading the stream (Want); idleSince is
+	// when it last fell to zero. Both under mu, as is the core's Idle.
+	mu        sync.Mutex
+	demand    int
+	idleSince time.Time
+	// wake tells Run that the stream has readers again.
+	wake chan struct{}
+	// loggedServer is the NATS server (and version) the last "serving
+	// stream" line named (only the Run goroutine touches it).
+	loggedServer string
 	// known and created identify the stream being served (only the Run
 	// goroutine touches them): a stream deleted and created again under the
 	// same name starts its sequences over.
@@ -91,51 +125,161 @@ type Reader struct {
 const upstreamPrefetch = 8 << 20
 
 func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, core *fanout.Core) *Reader {
-	return &Reader{cfg: cfg, nc: nc, js: js, core: core, started: make(chan struct{}), failed: make(chan error, 1), backoff: moveAfter}
+	if cfg.Mover == nil {
+		cfg.Mover = NewMover(nc, cfg.Log)
+	}
+	return &Reader{cfg: cfg, nc: nc, js: js, core: core, started: make(chan struct{}), wake: make(chan struct{}, 1), backoff: moveAfter}
 }
 
 // Started is closed once the stream was found.
 func (u *Reader) Started() <-chan struct{} { return u.started }
 
-// Failed receives an error, once, when a setting cannot work with the
-// stream: NATSSE_SUBJECTS outside its subjects, or a stream JetStream
-// refuses to create. Run has returned then; natsse must stop with that line
-// instead of waiting forever (docs/configuration.md).
-func (u *Reader) Failed() <-chan error { return u.failed }
-
 // Served is what the stream serves; nil until it was found.
 func (u *Reader) Served() *Served { return u.served.Load() }
 
-// Run finds (or creates) the stream, consumes it until ctx ends, and keeps
-// readiness current. It returns when ctx is done.
+// Consuming says whether an upstream consumer runs.
+func (u *Reader) Consuming() bool { return u.consuming.Load() }
+
+// Missing says whether the stream, found before, is gone now.
+func (u *Reader) Missing() bool { return u.missing.Load() }
+
+// Want counts one more SSE stream reading the stream until release is
+// called, and makes sure the core has a ring to attach to: an idle core
+// gets one at the stream's last sequence, read now, so that a stream
+// without a position starts after what is stored when it opens. The
+// upstream consumer starts if it is not running.
+func (u *Reader) Want(ctx context.Context) (release func()) {
+	u.mu.Lock()
+	u.demand++
+	if u.demand == 1 {
+		select {
+		case u.wake <- struct{}{}:
+		default:
+		}
+	}
+	u.mu.Unlock()
+	if !u.core.Fed() {
+		head := u.lastSeq.Load()
+		c, cancel := context.WithTimeout(ctx, watchTimeout)
+		if jsStream, err := u.js.Stream(c, u.cfg.Stream); err == nil {
+			head = jsStream.CachedInfo().State.LastSeq
+		}
+		cancel()
+		if u.core.Prime(head) && u.cfg.Fed != nil {
+			u.cfg.Fed()
+		}
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			u.mu.Lock()
+			defer u.mu.Unlock()
+			if u.demand--; u.demand == 0 {
+				u.idleSince = time.Now()
+			}
+		})
+	}
+}
+
+// wanted says whether the stream has readers, or is read always.
+func (u *Reader) wanted() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.demand > 0 || u.cfg.Idle < 0
+}
+
+// idleFor says for how long the stream has had no readers (0: it has).
+func (u *Reader) idleFor(now time.Time) time.Duration {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.demand > 0 {
+		return 0
+	}
+	return now.Sub(u.idleSince)
+}
+
+// goIdle empties the core once the consumer stopped, unless readers came
+// back meanwhile; it reports whether it did.
+func (u *Reader) goIdle() bool {
+	u.mu.Lock()
+	idle := u.demand == 0
+	if idle {
+		u.core.Idle()
+	}
+	u.mu.Unlock()
+	if idle && u.cfg.Fed != nil {
+		u.cfg.Fed()
+	}
+	return idle
+}
+
+// Run finds (or creates) the stream, consumes it while it has readers,
+// and keeps readiness current until ctx ends.
 func (u *Reader) Run(ctx context.Context) {
+	defer func() { u.ready.Store(false) }()
 	for ctx.Err() == nil {
-		cc := u.startRetrying(ctx)
-		if cc == nil {
+		consume := u.wanted()
+		cc, ok := u.startRetrying(ctx, consume)
+		if !ok {
 			return
 		}
-		end := u.watch(ctx)
-		// A consumer in the middle of a reset holds its lock until the
-		// request it waits for times out (10s): don't wait for it. The
-		// generation check in Dispatch drops what it might still deliver.
-		go cc.Stop()
+		end := u.watch(ctx, cc != nil)
+		if cc != nil {
+			u.stopConsumer(cc)
+		}
 		switch end {
 		case upstreamRecreated:
 			u.cfg.Log.Warn("the stream was deleted and created again: its sequences start over; closing open streams so that clients resume from their positions", "stream", u.cfg.Stream)
 		case upstreamStalled:
 			u.cfg.Log.Warn("the upstream consumer stopped delivering; starting it again from where it stopped", "stream", u.cfg.Stream)
+		case upstreamIdle:
+			if u.goIdle() {
+				u.cfg.Log.Debug("nobody reads the stream: upstream consumer stopped", "stream", u.cfg.Stream)
+			}
+		case upstreamMissing:
+			u.goIdle()
+			if u.cfg.Missing != nil {
+				u.cfg.Missing()
+			}
 		}
 	}
 }
 
-// startRetrying starts the upstream, retrying until it starts or ctx ends
-// (nil). A server that cannot start it for as long as watch lets a problem
+// stopConsumer stops an upstream consumer and deletes it on the server,
+// which would otherwise keep it for its inactivity threshold. A consumer in
+// the middle of a reset holds its lock until the request it waits for
+// times out: neither is waited for. The generation check in Dispatch drops
+// what it might still deliver.
+func (u *Reader) stopConsumer(cc *consumer) {
+	u.consuming.Store(false)
+	go func() {
+		cc.ctx.Stop()
+		info := cc.cons.CachedInfo()
+		if info == nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := u.js.DeleteConsumer(ctx, u.cfg.Stream, info.Name); err == nil {
+			u.cfg.Log.Debug("upstream consumer deleted", "stream", u.cfg.Stream, "consumer", info.Name)
+		}
+	}()
+}
+
+// consumer is a running upstream consumer.
+type consumer struct {
+	cons jetstream.Consumer
+	ctx  jetstream.ConsumeContext
+}
+
+// startRetrying finds the stream and, when consume is set, starts the
+// upstream consumer, retrying until it succeeds (ok) or ctx ends. A server that cannot start it for as long as watch lets a problem
 // last before moving (a cut-off server: the consumer's creation needs the
 // meta leader, out of its reach) makes natsse move on as watch does, with
 // the same doubling wait: a move, watch's included, can land on a cut-off
 // server, and no stream check runs here to move natsse off it
 // (docs/production.md, "Partitions").
-func (u *Reader) startRetrying(ctx context.Context) jetstream.ConsumeContext {
+func (u *Reader) startRetrying(ctx context.Context, consume bool) (cc *consumer, ok bool) {
 	var badSince time.Time // first failed start on this server
 	for retry := time.Duration(0); ; retry = min(max(2*retry, 250*time.Millisecond), 5*time.Second) {
 		// Try once more when a move falls due, not later; once it is due
@@ -146,22 +290,34 @@ func (u *Reader) startRetrying(ctx context.Context) jetstream.ConsumeContext {
 		}
 		select {
 		case <-ctx.Done():
-			return nil
+			return nil, false
 		case <-time.After(wait):
 		}
-		cc, err := u.start(ctx)
+		cc, err := u.start(ctx, consume)
 		if err == nil {
-			return cc
+			return cc, true
 		}
 		if ctx.Err() != nil {
-			return nil
+			return nil, false
 		}
 		if fatal := (*settingError)(nil); errors.As(err, &fatal) {
-			u.failed <- fatal // natsse stops with this line (docs/configuration.md)
-			return nil
+			if u.cfg.Fail != nil {
+				u.cfg.Fail(fatal) // natsse stops with this line (docs/configuration.md)
+			}
+			return nil, false
+		}
+		u.ready.Store(false)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			// Missing is not the server's fault: no move (another
+			// server would say the same); lookup logged it once.
+			if u.known && !u.missing.Swap(true) {
+				u.cfg.Log.Warn("the stream is gone: its streams end, and new ones get the soft refusal until it is back", "stream", u.cfg.Stream)
+			}
+			u.setStuck("the stream " + u.cfg.Stream + " does not exist")
+			badSince = time.Time{}
+			continue
 		}
 		u.cfg.Log.Warn("waiting for the stream", "stream", u.cfg.Stream, "err", err)
-		u.ready.Store(false)
 		if !u.nc.IsConnected() {
 			badSince = time.Time{} // nats.go is reconnecting; the next server gets its own wait
 			continue
@@ -178,9 +334,10 @@ func (u *Reader) startRetrying(ctx context.Context) jetstream.ConsumeContext {
 	}
 }
 
-// start looks up the stream and begins the upstream consumer after the
-// last message the core has (at the stream's end, for a new stream).
-func (u *Reader) start(ctx context.Context) (jetstream.ConsumeContext, error) {
+// start looks up the stream and, when consume is set, begins the upstream
+// consumer after the last message the core has (at the stream's end, for
+// a new stream or an idle core).
+func (u *Reader) start(ctx context.Context, consume bool) (*consumer, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	jsStream, err := u.lookup(ctx)
@@ -188,12 +345,9 @@ func (u *Reader) start(ctx context.Context) (jetstream.ConsumeContext, error) {
 		return nil, err
 	}
 	info := jsStream.CachedInfo()
-	if !u.known {
-		for _, p := range u.cfg.Subjects {
-			if !subjects.InsideAny(p, info.Config.Subjects) {
-				return nil, &settingError{fmt.Sprintf("NATSSE_SUBJECTS: %q is not within the subjects of the stream %s (%s), so nothing of it would be served: narrow NATSSE_SUBJECTS to them, or add it to the stream's subjects",
-					p, u.cfg.Stream, strings.Join(info.Config.Subjects, ", "))}
-			}
+	if !u.known && u.cfg.Found != nil {
+		if err := u.cfg.Found(info.Config.Subjects); err != nil {
+			return nil, &settingError{err.Error()}
 		}
 	}
 	served := newServed(info.Config.Subjects, u.cfg.Subjects)
@@ -201,9 +355,27 @@ func (u *Reader) start(ctx context.Context) (jetstream.ConsumeContext, error) {
 	if !u.known || recreated {
 		u.known, u.created = true, info.Created
 	}
+	u.lastSeq.Store(info.State.LastSeq)
+	if u.missing.Swap(false) {
+		u.cfg.Log.Info("the stream is back", "stream", u.cfg.Stream)
+	}
+	if !consume {
+		if recreated {
+			u.core.Restart(info.State.LastSeq, true)
+			u.goIdle()
+			if u.cfg.Recreated != nil {
+				u.cfg.Recreated()
+			}
+		}
+		u.found(served)
+		return nil, nil
+	}
 	gen, next := u.core.Restart(info.State.LastSeq, recreated)
 	if recreated && u.cfg.Recreated != nil {
 		u.cfg.Recreated()
+	}
+	if u.cfg.Fed != nil {
+		u.cfg.Fed()
 	}
 	cons, err := jsStream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		FilterSubjects: served.filters,
@@ -213,6 +385,9 @@ func (u *Reader) start(ctx context.Context) (jetstream.ConsumeContext, error) {
 		// lock (and Stop) for as long as it retries, while the reader starts
 		// a fresh upstream anyway when this one keeps failing (watch).
 		MaxResetAttempts: 1,
+		// Deleted when stopped (stopConsumer); should that fail (natsse
+		// cut off), the server drops it this long after its last pull.
+		InactiveThreshold: 30 * time.Second,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("upstream consumer: %w", err)
@@ -231,19 +406,33 @@ func (u *Reader) start(ctx context.Context) (jetstream.ConsumeContext, error) {
 	if err != nil {
 		return nil, fmt.Errorf("upstream consume: %w", err)
 	}
+	u.consuming.Store(true)
+	u.found(served)
+	u.cfg.Log.Debug("upstream consumer started", "stream", u.cfg.Stream, "from_seq", next)
+	return &consumer{cons: cons, ctx: cc}, nil
+}
+
+// found makes the stream servable: what it serves, ready, started.
+func (u *Reader) found(served *Served) {
 	u.served.Store(served)
 	u.stuck.Store(nil)
 	u.ready.Store(true)
 	u.startedOnce.Do(func() { close(u.started) })
+	// Said at start and after each move to another server, with the
+	// server's version (docs/production.md, "NATS versions").
+	server := u.nc.ConnectedServerName() + " " + u.nc.ConnectedServerVersion()
+	if server == u.loggedServer {
+		return
+	}
+	u.loggedServer = server
 	version := u.nc.ConnectedServerVersion()
-	u.cfg.Log.Info("serving stream", "stream", u.cfg.Stream, "subjects", served.served, "from_seq", next, "nats_server", u.nc.ConnectedServerName(), "nats_version", version)
+	u.cfg.Log.Info("serving stream", "stream", u.cfg.Stream, "subjects", served.served, "nats_server", u.nc.ConnectedServerName(), "nats_version", version)
 	switch {
 	case !natsversion.AtLeast(version, natsversion.Oldest):
 		u.cfg.Log.Warn("nats-server "+version+" is older than natsse supports ("+natsversion.Oldest+"): upgrade NATS", "nats_server", u.nc.ConnectedServerName())
 	case !natsversion.AtLeast(version, natsversion.NamedCursors):
 		u.cfg.Log.Warn("named cursors (?durable=) need nats-server "+natsversion.NamedCursors+" or later; on "+version+" they are refused (501)", "nats_server", u.nc.ConnectedServerName())
 	}
-	return cc, nil
 }
 
 // lookup returns the stream, creating it when configured to. A stream
@@ -256,12 +445,19 @@ func (u *Reader) lookup(ctx context.Context) (jetstream.Stream, error) {
 		return jsStream, err
 	}
 	if u.cfg.Create == nil {
-		if u.cfg.Suggest != nil {
-			u.missingOnce.Do(func() {
-				u.cfg.Log.Warn("the stream "+u.cfg.Stream+" does not exist, and natsse does not create it (NATSSE_STREAM_CREATE is off): create it with the command below (with your nats context or --server), or set NATSSE_STREAM_CREATE=true; /readyz is 503 until it exists",
-					"stream", u.cfg.Stream, "command", AddCommand(*u.cfg.Suggest))
-			})
-		}
+		u.missingOnce.Do(func() {
+			if u.known {
+				return // gone after it was served: Run says so
+			}
+			if u.cfg.Suggest == nil {
+				// One of several streams: their subjects are the operator's.
+				u.cfg.Log.Warn("the stream "+u.cfg.Stream+" does not exist: create it (nats stream add "+shellQuote(u.cfg.Stream)+" --subjects ...); its subjects are served once it exists",
+					"stream", u.cfg.Stream)
+				return
+			}
+			u.cfg.Log.Warn("the stream "+u.cfg.Stream+" does not exist, and natsse does not create it (NATSSE_STREAM_CREATE is off): create it with the command below (with your nats context or --server), or set NATSSE_STREAM_CREATE=true; /readyz is 503 until it exists",
+				"stream", u.cfg.Stream, "command", AddCommand(*u.cfg.Suggest))
+		})
 		return jsStream, err
 	}
 	jsStream, err = u.js.CreateStream(ctx, *u.cfg.Create)
@@ -371,19 +567,53 @@ type Served struct {
 	filters  []string // upstream and replay filters (no overlaps; nil: all)
 }
 
+// newServed serves what the stream holds of the configured subjects
+// (NATSSE_SUBJECTS; none: all of the stream's own): each configured pattern
+// inside a subject of the stream, and each subject of the stream inside a
+// configured pattern (NATSSE_SUBJECTS=events.> with a stream on
+// events.orders.>). Its served subjects may be empty.
 func newServed(streamSubjects, configured []string) *Served {
-	s := &Served{subjects: streamSubjects, served: configured}
-	if len(s.served) == 0 {
+	s := &Served{subjects: streamSubjects}
+	if len(configured) == 0 {
 		s.served = streamSubjects
+	}
+	add := func(p string) {
+		if !slices.Contains(s.served, p) {
+			s.served = append(s.served, p)
+		}
+	}
+	for _, c := range configured {
+		for _, own := range streamSubjects {
+			switch {
+			case subjects.Inside(c, own):
+				add(c)
+			case subjects.Inside(own, c):
+				add(own)
+			}
+		}
 	}
 	s.filters = subjects.Filters(s.served)
 	return s
 }
 
+// Empty says whether the stream serves nothing of the configured subjects.
+func (s *Served) Empty() bool { return len(s.served) == 0 }
+
 // Serves reports whether pattern lies inside the served subjects and the
 // stream's subjects.
 func (s *Served) Serves(pattern string) bool {
 	return subjects.InsideAny(pattern, s.served) && subjects.InsideAny(pattern, s.subjects)
+}
+
+// Overlaps reports whether pattern reaches into the served subjects
+// without lying inside them.
+func (s *Served) Overlaps(pattern string) bool {
+	for _, p := range s.served {
+		if subjects.Overlap(pattern, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // Subjects are the served subjects, for a 404's detail.

@@ -2,9 +2,13 @@ package upstream
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
+	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -16,6 +20,9 @@ const (
 	upstreamRecreated                    // the stream was deleted and created again: start over
 	upstreamStalled                      // the consumer stopped delivering: start it again
 	upstreamMoved                        // natsse moved to another NATS server: start it there
+	upstreamIdle                         // nobody read the stream for Config.Idle: stop the consumer
+	upstreamWanted                       // the stream has readers again: start the consumer
+	upstreamMissing                      // the stream is gone: stop, end its streams, wait for it
 )
 
 // How fast the upstream notices that it cannot deliver: the stream is
@@ -38,16 +45,33 @@ const (
 // the stream (itself, once its replica has no leader) while nothing new
 // reaches it, and a half-dead connection answers nothing: either way natsse
 // moves to another server of the pool instead of waiting for the partition
-// to heal. It returns what the upstream must do next.
-func (u *Reader) watch(ctx context.Context) upstreamEnd {
+// to heal. consuming says whether the upstream consumer runs: it stops
+// after Config.Idle without readers, and starts when they come. It returns
+// what the upstream must do next.
+func (u *Reader) watch(ctx context.Context, consuming bool) upstreamEnd {
 	t := time.NewTicker(watchEvery)
 	defer t.Stop()
 	var badSince time.Time // first failed check on this server
 	for {
+		wake := u.wake
+		if consuming {
+			wake = nil
+		}
 		select {
 		case <-ctx.Done():
 			return upstreamDone
+		case <-wake:
+			if u.wanted() {
+				return upstreamWanted
+			}
+			continue
 		case <-t.C:
+		}
+		if !consuming && u.wanted() {
+			return upstreamWanted
+		}
+		if consuming && u.cfg.Idle >= 0 && u.idleFor(time.Now()) >= max(u.cfg.Idle, time.Nanosecond) {
+			return upstreamIdle
 		}
 		if !u.nc.IsConnected() {
 			// nats.go is reconnecting; the new server gets checked afresh.
@@ -61,6 +85,9 @@ func (u *Reader) watch(ctx context.Context) upstreamEnd {
 		cancel()
 		problem := ""
 		switch {
+		case errors.Is(err, jetstream.ErrStreamNotFound):
+			u.ready.Store(false)
+			return upstreamMissing
 		case err != nil:
 			problem = fmt.Sprintf("NATS server %s does not answer for the stream: %v", u.nc.ConnectedServerName(), err)
 			if u.ready.Load() {
@@ -87,7 +114,7 @@ func (u *Reader) watch(ctx context.Context) upstreamEnd {
 		} else if badSince.IsZero() {
 			badSince = now
 		}
-		if problem == "" {
+		if problem == "" && consuming {
 			if f := u.failing.Load(); f != 0 {
 				problem = "the upstream consumer stopped delivering (missed heartbeats)"
 				if now.Sub(time.Unix(0, f)) >= moveAfter {
@@ -103,21 +130,51 @@ func (u *Reader) watch(ctx context.Context) upstreamEnd {
 	}
 }
 
-// move makes nats.go reconnect to the next server of its pool, which
-// rotates (the server left goes to its end, so that moves that keep
-// landing on cut-off servers still reach every other one), and doubles the
-// wait before the next move. It never moves off the only server (embedded
-// mode, a single NATS_URL), and says whether natsse moved.
+// move makes nats.go reconnect to the next server of its pool (see Mover)
+// and doubles the wait before this reader's next move. It says whether
+// natsse moved (or another stream's reader just did).
 func (u *Reader) move(why string) bool {
-	if len(u.nc.Servers()) < 2 {
-		return false
-	}
-	from := u.nc.ConnectedServerName()
-	if err := u.nc.ForceReconnect(); err != nil {
+	if !u.cfg.Mover.Move(why, u.cfg.Stream) {
 		return false
 	}
 	u.backoff = min(2*u.backoff, moveAfterMax)
-	u.cfg.Log.Warn("moving to another NATS server", "from", from, "why", why, "next_move_after", u.backoff.String())
+	return true
+}
+
+// Mover moves a NATS connection to another server for every stream served
+// over it: the pool rotates (the server left goes to its end, so that moves
+// that keep landing on cut-off servers still reach every other one), and
+// streams that see the same cut-off server at the same time move it once.
+// It never moves off the only server (embedded mode, a single NATS_URL).
+type Mover struct {
+	nc  *nats.Conn
+	log *slog.Logger
+
+	mu   sync.Mutex
+	last time.Time // the last move
+}
+
+// NewMover returns the mover of nc.
+func NewMover(nc *nats.Conn, log *slog.Logger) *Mover { return &Mover{nc: nc, log: log} }
+
+// Move reconnects to another server unless one of the streams did less
+// than moveAfter ago; either way it reports true, and false when it
+// cannot move at all.
+func (m *Mover) Move(why, stream string) bool {
+	if len(m.nc.Servers()) < 2 {
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if time.Since(m.last) < moveAfter {
+		return true
+	}
+	from := m.nc.ConnectedServerName()
+	if err := m.nc.ForceReconnect(); err != nil {
+		return false
+	}
+	m.last = time.Now()
+	m.log.Warn("moving to another NATS server", "from", from, "why", why, "stream", stream)
 	return true
 }
 
@@ -173,7 +230,7 @@ func (u *Reader) Stuck() string {
 // sequence (read every second) less the last one delivered to the core.
 func (u *Reader) Lag() uint64 {
 	last, head := u.lastSeq.Load(), u.core.Head()
-	if last <= head {
+	if !u.consuming.Load() || last <= head {
 		return 0
 	}
 	return last - head
