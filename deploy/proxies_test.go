@@ -151,18 +151,18 @@ func renderConfig(t *testing.T, shipped, dir, name string, pairs ...string) stri
 // path its location is the prefix. The main configuration is the test's
 // (nginx.conf's part on a real machine): one process, files in a temporary
 // directory, logs to stderr.
-func startNginx(t *testing.T, ctx context.Context, n *natsse) *proxy {
+func startNginx(t *testing.T, ctx context.Context, natsseAddr, basePath string) *proxy {
 	t.Helper()
 	bin := findProxy(t, "nginx")
 	dir := t.TempDir()
 	port := strconv.Itoa(freePort(t))
 	pairs := []string{
-		"server natsse1:8080;", "server " + n.httpAddr + ";",
-		"server natsse2:8080;", "server " + n.httpAddr + ";",
+		"server natsse1:8080;", "server " + natsseAddr + ";",
+		"server natsse2:8080;", "server " + natsseAddr + ";",
 		"listen 80;", "listen 127.0.0.1:" + port + ";",
 	}
-	if n.basePath != "" {
-		pairs = append(pairs, "location / {", "location "+n.basePath+"/ {")
+	if basePath != "" {
+		pairs = append(pairs, "location / {", "location "+basePath+"/ {")
 	}
 	site := renderConfig(t, "nginx/natsse.conf", dir, "natsse.conf", pairs...)
 	main := filepath.Join(dir, "nginx.conf")
@@ -190,12 +190,11 @@ http {
 	}
 	p := &proxy{
 		proc:   start(t, "nginx", exec.CommandContext(t.Context(), bin, args...), nil),
-		base:   "http://127.0.0.1:" + port + n.basePath,
+		base:   "http://127.0.0.1:" + port + basePath,
 		origin: "http://127.0.0.1:" + port,
 		addr:   "127.0.0.1:" + port,
 		conns:  1,
 	}
-	p.waitServing(t, ctx)
 	return p
 }
 
@@ -265,7 +264,6 @@ func startCaddy(t *testing.T, ctx context.Context, natsse1, natsse2 *natsse) *pr
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	p.waitServing(t, ctx)
 	return p
 }
 
@@ -275,7 +273,8 @@ func TestNginx(t *testing.T) {
 		t.Run("basePath="+basePath, func(t *testing.T) {
 			ctx := patience(t)
 			n := startNatsse(t, ctx, proxyEnv(basePath)...)
-			p := startNginx(t, ctx, n)
+			p := startNginx(t, ctx, n.httpAddr, basePath)
+			p.waitServing(t, ctx)
 			checkProxy(t, ctx, p, n, "HTTP/1.1")
 		})
 	}
@@ -288,6 +287,7 @@ func TestCaddy(t *testing.T) {
 			ctx := patience(t)
 			n := startNatsse(t, ctx, proxyEnv(basePath)...)
 			p := startCaddy(t, ctx, n, n)
+			p.waitServing(t, ctx)
 			checkProxy(t, ctx, p, n, "HTTP/2.0")
 		})
 	}
@@ -392,6 +392,7 @@ func TestCaddyReadyz(t *testing.T) {
 		t.Fatalf("the unready replica's /readyz: %d %s, want 503", status, body)
 	}
 	p := startCaddy(t, ctx, ready, unready)
+	p.waitServing(t, ctx)
 	c := p.client(t, "127.0.0.2")
 
 	// Until Caddy's first health check, streams may reach the unready
@@ -419,5 +420,92 @@ func TestCaddyReadyz(t *testing.T) {
 	p.publish(t, ctx, p.client(t, "127.0.0.1"), 1)
 	for _, s := range streams {
 		s.expectEvent(t, ctx, 1)
+	}
+}
+
+// TestNginxNoReplica: with no replica taking connections, nginx answers
+// EventSource requests as natsse's soft refusal does (200, a retry: line, the
+// end), so that browsers come back instead of giving up on a 502; a publish
+// still gets nginx's 502.
+func TestNginxNoReplica(t *testing.T) {
+	findProxy(t, "nginx")
+	ctx := patience(t)
+	p := startNginx(t, ctx, "127.0.0.1:"+strconv.Itoa(freePort(t)), "")
+	c := p.client(t, "127.0.0.2")
+	for {
+		// Until nginx listens.
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.base+"/readyz", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp, err := c.Do(req); err == nil {
+			resp.Body.Close()
+			break
+		}
+		select {
+		case <-p.exited:
+			t.Fatalf("nginx exited: %v", p.err)
+		case <-ctx.Done():
+			t.Fatal("nginx never answered")
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	s := openSSE(t, ctx, c, p.base+"/events/demo", nil)
+	if s.resp.StatusCode != http.StatusOK || s.resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("nginx without a replica: %s, Content-Type %q; want 200 text/event-stream, which EventSource retries", s.resp.Status, s.resp.Header.Get("Content-Type"))
+	}
+	s.expectSoftRefusal(t, ctx)
+	p.expectPublishStatus(t, ctx, c, http.StatusBadGateway)
+}
+
+// TestCaddyNoReadyReplica: with no replica ready, Caddy answers EventSource
+// requests as natsse's soft refusal does (200, a retry: line, the end), so
+// that browsers come back instead of giving up on a 503; a publish still
+// gets Caddy's 503.
+func TestCaddyNoReadyReplica(t *testing.T) {
+	findProxy(t, "caddy")
+	ctx := patience(t)
+	nats := startNatsse(t, ctx)
+	unready := startNatsse(t, ctx, "NATS_URL="+nats.natsURL, "NATSSE_ANONYMOUS=true", "NATSSE_STREAM=MISSING")
+	p := startCaddy(t, ctx, unready, unready)
+	c := p.client(t, "127.0.0.2")
+	// Until Caddy's first health check, natsse answers with its own soft
+	// refusal, which carries X-Accel-Buffering; then Caddy answers itself.
+	for {
+		s := openSSE(t, ctx, c, p.base+"/events/demo", nil)
+		if s.resp.Header.Get("X-Accel-Buffering") != "" {
+			s.resp.Body.Close()
+			select {
+			case <-ctx.Done():
+				t.Fatalf("Caddy kept sending streams to the replica whose /readyz is 503")
+			case <-time.After(50 * time.Millisecond):
+			}
+			continue
+		}
+		if s.resp.StatusCode != http.StatusOK || s.resp.Header.Get("Content-Type") != "text/event-stream" {
+			t.Fatalf("Caddy without a ready replica: %s, Content-Type %q; want 200 text/event-stream, which EventSource retries", s.resp.Status, s.resp.Header.Get("Content-Type"))
+		}
+		s.expectSoftRefusal(t, ctx)
+		break
+	}
+	p.expectPublishStatus(t, ctx, c, http.StatusServiceUnavailable)
+}
+
+// expectPublishStatus: a publish through the proxy gets the proxy's status,
+// not the soft refusal meant for EventSource.
+func (p *proxy) expectPublishStatus(t *testing.T, ctx context.Context, c *http.Client, status int) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.base+"/events/demo", strings.NewReader(payload(1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Origin", p.origin)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != status {
+		t.Errorf("publish with no replica to take it: %s from %s, want %d", resp.Status, p.name, status)
 	}
 }
