@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"fmt"
 	"net"
 	"strconv"
 	"strings"
@@ -35,6 +36,25 @@ metrics: {serviceMonitor: {enabled: true, labels: {release: kube-prometheus-stac
 tls: {secretName: natsse-tls}
 ingress: {enabled: true}
 metrics: {serviceMonitor: {enabled: true}}`},
+	{"serviceMonitorTLSVerified", `
+tls: {secretName: natsse-tls}
+metrics: {port: 0, serviceMonitor: {enabled: true, tlsConfig: {serverName: sse.example.com, ca: {secret: {name: natsse-tls, key: ca.crt}}}}}`},
+	{"serviceMonitorTLSMetricsPort", `
+tls: {secretName: natsse-tls}
+metrics: {serviceMonitor: {enabled: true, tlsConfig: {serverName: sse.example.com}}}`},
+	{"goMemLimitPercent", `
+resources: {limits: {memory: 1.5Gi}}
+goMemLimitPercent: 80`},
+	{"goMemLimitBytes", `
+resources: {limits: {memory: 536870912}}`},
+	{"goMemLimitDecimal", `
+resources: {limits: {memory: 2G}}`},
+	{"goMemLimitOff", `
+goMemLimitPercent: 0`},
+	{"goMemLimitNoLimit", `
+resources: {limits: {memory: null}}`},
+	{"goMemLimitInExtraEnv", `
+extraEnv: [{name: GOMEMLIMIT, value: 300MiB}]`},
 	{"basePath", `
 basePath: /sse-gateway
 ingress: {enabled: true}`},
@@ -86,7 +106,8 @@ func TestChartRenders(t *testing.T) {
 			checkProbes(t, c, v)
 			checkShutdown(t, pod.Spec, env, settings)
 			checkSecurity(t, pod.Spec, c)
-			checkMemory(t, c, env, settings)
+			need := checkMemory(t, c, env, settings)
+			checkGoMemLimit(t, c, env, v, need)
 			checkTLS(t, pod.Spec, c, env, v)
 			svc := checkService(t, objs.services[0], pod, c)
 			for _, pdb := range objs.pdbs {
@@ -115,6 +136,8 @@ func TestChartRefuses(t *testing.T) {
 		{"base path ending in /", "basePath: /sse/", "NATSSE_BASE_PATH"},
 		{"base path without leading /", "basePath: sse", "NATSSE_BASE_PATH"},
 		{"no NATS URL", `nats: {url: ""}`, "nats.url"},
+		{"goMemLimitPercent 100", "goMemLimitPercent: 100", "goMemLimitPercent"},
+		{"memory limit GOMEMLIMIT cannot read", "resources: {limits: {memory: 512mb}}", "resources.limits.memory"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, _, err := render(c.values)
@@ -197,6 +220,11 @@ func checkEnv(t *testing.T, settings map[string]setting, c corev1.Container, v v
 	for _, e := range c.Env {
 		s, ok := settings[e.Name]
 		switch {
+		case e.Name == "GOMEMLIMIT" && env[e.Name].Name == "":
+			// The Go runtime's, not natsse's.
+			if _, err := parseGoMemLimit(e.Value); err != nil {
+				t.Errorf("env GOMEMLIMIT=%q: %v", e.Value, err)
+			}
 		case !ok:
 			t.Errorf("env %s is not a natsse setting (not an env tag in cmd/natsse/config.go)", e.Name)
 		case env[e.Name].Name != "":
@@ -358,12 +386,15 @@ func checkSecurity(t *testing.T, pod corev1.PodSpec, c corev1.Container) {
 
 // checkMemory: requests and limits are set, and the memory request covers
 // what natsse was measured to use at its stream limit with the ring and the
-// replay cache full.
-func checkMemory(t *testing.T, c corev1.Container, env map[string]corev1.EnvVar, settings map[string]setting) {
+// replay cache full (need, returned).
+func checkMemory(t *testing.T, c corev1.Container, env map[string]corev1.EnvVar, settings map[string]setting) int64 {
 	t.Helper()
 	r := c.Resources
 	for _, name := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
 		req, lim := r.Requests[name], r.Limits[name]
+		if name == corev1.ResourceMemory && lim.IsZero() && !req.IsZero() {
+			continue // a case without a memory limit
+		}
 		if req.IsZero() || lim.IsZero() || lim.Cmp(req) < 0 {
 			t.Errorf("%s: request %s, limit %s: want both, limit >= request", name, req.String(), lim.String())
 		}
@@ -384,6 +415,62 @@ func checkMemory(t *testing.T, c corev1.Container, env map[string]corev1.EnvVar,
 		t.Errorf("memory request %s is below the measured need at %d streams, ring and replay cache full: %s",
 			req.String(), streams, resource.NewQuantity(need, resource.BinarySI).String())
 	}
+	return need
+}
+
+// checkGoMemLimit: GOMEMLIMIT is goMemLimitPercent of the container's memory
+// limit (as Kubernetes reads the quantity), in whole MiB, or what extraEnv
+// says; below the limit, so that Go collects before the kernel kills; above
+// the measured need, so that it does not collect all the time.
+func checkGoMemLimit(t *testing.T, c corev1.Container, env map[string]corev1.EnvVar, v values, need int64) {
+	t.Helper()
+	limit := c.Resources.Limits[corev1.ResourceMemory]
+	want := ""
+	for _, e := range v.ExtraEnv {
+		if e.Name == "GOMEMLIMIT" {
+			want = e.Value
+		}
+	}
+	if want == "" && !limit.IsZero() && v.GoMemLimitPercent > 0 {
+		want = fmt.Sprintf("%dMiB", int64(float64(limit.Value())*v.GoMemLimitPercent/100)>>20)
+	}
+	got := env["GOMEMLIMIT"]
+	if got.Value != want || got.ValueFrom != nil {
+		t.Fatalf("GOMEMLIMIT=%q (%+v), want %q: goMemLimitPercent %v of the memory limit %s", got.Value, got.ValueFrom, want, v.GoMemLimitPercent, limit.String())
+	}
+	if want == "" {
+		return
+	}
+	n, err := parseGoMemLimit(want)
+	if err != nil {
+		t.Fatalf("GOMEMLIMIT=%q: %v", want, err)
+	}
+	if !limit.IsZero() && n >= limit.Value() {
+		t.Errorf("GOMEMLIMIT=%s is not below the memory limit %s", want, limit.String())
+	}
+	if n < need {
+		t.Errorf("GOMEMLIMIT=%s is below the measured need %s: the collector would run all the time", want, resource.NewQuantity(need, resource.BinarySI).String())
+	}
+}
+
+// parseGoMemLimit reads GOMEMLIMIT as the Go runtime does: bytes, with an
+// optional B, KiB, MiB, GiB or TiB.
+func parseGoMemLimit(s string) (int64, error) {
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"B", 1}} {
+		if n, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = n, u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%q is not a GOMEMLIMIT the Go runtime reads", s)
+	}
+	return n * mult, nil
 }
 
 // checkTLS: the certificate and key natsse reads are in a mounted Secret.
@@ -516,6 +603,28 @@ func checkServiceMonitor(t *testing.T, sm serviceMonitor, svc corev1.Service, v 
 	}
 	if got := (struct{ Port, Path, Scheme string }{e.Port, e.Path, e.Scheme}); got != want || !servicePort(svc, e.Port) {
 		t.Errorf("ServiceMonitor scrapes %+v, want %+v on a Service port", got, want)
+	}
+	// Over HTTPS Prometheus needs to know how to check natsse's certificate:
+	// as the values say, else not at all (it names the public host).
+	tc := e.TLSConfig
+	switch {
+	case want.Scheme == "http" && tc != nil:
+		t.Errorf("ServiceMonitor has a tlsConfig for a plain HTTP scrape: %+v", tc)
+	case want.Scheme == "http":
+	case tc == nil:
+		t.Errorf("ServiceMonitor scrapes https without a tlsConfig: Prometheus would check natsse's certificate against its own CAs and the pod's address")
+	case len(v.Metrics.ServiceMonitor.TLSConfig) == 0:
+		if !tc.InsecureSkipVerify || tc.CA != nil || tc.ServerName != "" {
+			t.Errorf("ServiceMonitor tlsConfig %+v, want insecureSkipVerify alone when the values give none", tc)
+		}
+	default:
+		vc := v.Metrics.ServiceMonitor.TLSConfig
+		if tc.InsecureSkipVerify || tc.ServerName != vc["serverName"] || (vc["ca"] == nil) != (tc.CA == nil) {
+			t.Errorf("ServiceMonitor tlsConfig %+v, want the values' %v", tc, vc)
+		}
+		if tc.CA != nil && (tc.CA.Secret == nil || tc.CA.Secret.Name == "" || tc.CA.Secret.Key == "") {
+			t.Errorf("ServiceMonitor tlsConfig ca %+v: want a Secret's key", tc.CA)
+		}
 	}
 	if _, err := time.ParseDuration(e.Interval); err != nil {
 		t.Errorf("ServiceMonitor interval %q: %v", e.Interval, err)

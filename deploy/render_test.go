@@ -47,12 +47,31 @@ type serviceMonitor struct {
 	Spec              struct {
 		Selector  metav1.LabelSelector `json:"selector"`
 		Endpoints []struct {
-			Port     string `json:"port"`
-			Path     string `json:"path"`
-			Scheme   string `json:"scheme"`
-			Interval string `json:"interval"`
+			Port      string     `json:"port"`
+			Path      string     `json:"path"`
+			Scheme    string     `json:"scheme"`
+			Interval  string     `json:"interval"`
+			TLSConfig *tlsConfig `json:"tlsConfig"`
 		} `json:"endpoints"`
 	} `json:"spec"`
+}
+
+// tlsConfig is prometheus-operator's TLSConfig of a ServiceMonitor endpoint
+// (its SafeTLSConfig and the file fields).
+type tlsConfig struct {
+	CA                 *secretOrConfigMap        `json:"ca"`
+	Cert               *secretOrConfigMap        `json:"cert"`
+	KeySecret          *corev1.SecretKeySelector `json:"keySecret"`
+	ServerName         string                    `json:"serverName"`
+	InsecureSkipVerify bool                      `json:"insecureSkipVerify"`
+	CAFile             string                    `json:"caFile"`
+	CertFile           string                    `json:"certFile"`
+	KeyFile            string                    `json:"keyFile"`
+}
+
+type secretOrConfigMap struct {
+	Secret    *corev1.SecretKeySelector    `json:"secret"`
+	ConfigMap *corev1.ConfigMapKeySelector `json:"configMap"`
 }
 
 // values is what the checks need to know of the values a rendering used
@@ -66,9 +85,17 @@ type values struct {
 	Ingress   struct{ Enabled bool }
 	Metrics   struct {
 		Port           int
-		ServiceMonitor struct{ Enabled bool }
+		ServiceMonitor struct {
+			Enabled   bool
+			TLSConfig map[string]any
+		}
 	}
 	PodDisruptionBudget struct{ Enabled bool }
+	Resources           struct {
+		Limits struct{ Memory any }
+	}
+	GoMemLimitPercent float64
+	ExtraEnv          []struct{ Name, Value string }
 }
 
 // render renders the chart as `helm template natsse -n web -f <overrides>`
