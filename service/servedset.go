@@ -198,6 +198,10 @@ func (set *servedSet) found(name string, streamSubjects []string) error {
 	if set.all {
 		return nil
 	}
+	if len(streamSubjects) == 0 {
+		// Out of scope (docs/configuration.md, "Several streams").
+		return fmt.Errorf("NATSSE_STREAM: the stream %s has no subjects of its own (a mirror, or a stream that only sources others), and natsse serves a stream by its subjects: serve the streams it copies instead", name)
+	}
 	set.mu.Lock()
 	defer set.mu.Unlock()
 	set.subjects[name] = streamSubjects

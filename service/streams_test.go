@@ -139,8 +139,9 @@ func (e *env) softRefused(path string) bool {
 
 // TestSeveralStreams: three streams behind one natsse. Each client gets
 // the events of its own stream only, with that stream's sequences as ids;
-// resume and reset work per stream; a request across two streams is 400
-// naming them; each stream has at most one consumer of natsse's while read;
+// resume, reset and named cursors work per stream; a request across two
+// streams is 400 naming them; each stream has at most one consumer of
+// natsse's while read;
 // one stream deleted while the others flow ends its clients, is named in
 // /readyz, and is softly refused until it is back, when an old position
 // gets a reset; the others are not disturbed.
@@ -196,6 +197,18 @@ func TestSeveralStreams(t *testing.T) {
 	if ev := resumed.next(); ev.ID != "2" || ev.Data != "c2" {
 		t.Fatalf("resumed CHAT from 1: got id %s data %q, want id 2 data c2", ev.ID, ev.Data)
 	}
+	// A named cursor on CHAT: CHAT's ids, kept across connections.
+	cursor := e.open("/chat/lobby?durable=lobby&lastEventId=1", nil)
+	cursor.expectSeqs(2, 3)
+	cursor.close()
+	e.publish("chat.lobby", "c4")
+	again := e.open("/chat/lobby?durable=lobby", nil)
+	if ev := again.next(); ev.ID != "4" || ev.Data != "c4" {
+		t.Fatalf("the named cursor of CHAT: got id %s data %q, want 4 c4", ev.ID, ev.Data)
+	}
+	if ev := chat.next(); ev.ID != "4" {
+		t.Fatalf("CHAT: got id %s, want 4", ev.ID)
+	}
 	beyond := e.open("/orders/1", header("Last-Event-ID", "50"))
 	if ev := beyond.next(); ev.Event != "reset" {
 		t.Fatalf("ORDERS from 50 of 3: got %+v, want reset", ev)
@@ -222,12 +235,12 @@ func TestSeveralStreams(t *testing.T) {
 		t.Error("a request for the missing stream's subjects: want the soft refusal")
 	}
 	e.publish("orders.1", "o4")
-	e.publish("chat.lobby", "c4")
+	e.publish("chat.lobby", "c5")
 	if ev := orders.next(); ev.ID != "4" || ev.Data != "o4" {
 		t.Fatalf("ORDERS after AUDIT was deleted: got id %s data %q, want 4 o4", ev.ID, ev.Data)
 	}
-	if ev := chat.next(); ev.ID != "4" || ev.Data != "c4" {
-		t.Fatalf("CHAT after AUDIT was deleted: got id %s data %q, want 4 c4", ev.ID, ev.Data)
+	if ev := chat.next(); ev.ID != "5" || ev.Data != "c5" {
+		t.Fatalf("CHAT after AUDIT was deleted: got id %s data %q, want 5 c5", ev.ID, ev.Data)
 	}
 
 	// AUDIT back: an old position (3, beyond the new stream's end) gets a
@@ -325,8 +338,8 @@ func TestUpstreamConsumerOnlyWhileRead(t *testing.T) {
 }
 
 // TestSeveralStreamsSubjectsCheck: NATSSE_SUBJECTS outside every listed
-// stream stops natsse with one line naming the variable; with * it does
-// not.
+// stream stops natsse with one line naming the variable, and so does a
+// listed mirror (no subjects to route by); with * neither does.
 func TestSeveralStreamsSubjectsCheck(t *testing.T) {
 	ns := startNATS(t)
 	nc, err := ns.Connect()
@@ -337,10 +350,15 @@ func TestSeveralStreamsSubjectsCheck(t *testing.T) {
 	js, _ := jetstream.New(nc)
 	addStream(t, js, "ORDERS", "orders.>")
 	addStream(t, js, "CHAT", "chat.>")
+	ctx, cancel := context.WithTimeout(context.Background(), patience())
+	defer cancel()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "COPY", Mirror: &jetstream.StreamSource{Name: "ORDERS"}}); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		streams []string
 		fail    bool
-	}{{[]string{"ORDERS", "CHAT"}, true}, {[]string{"*"}, false}} {
+	}{{[]string{"ORDERS", "CHAT"}, true}, {[]string{"*"}, false}, {[]string{"CHAT", "COPY"}, true}} {
 		svc, err := service.New(service.Config{Streams: tc.streams, Subjects: []string{"chat.>", "billing.>"}}, nc)
 		if err != nil {
 			t.Fatal(err)
@@ -349,10 +367,15 @@ func TestSeveralStreamsSubjectsCheck(t *testing.T) {
 		var wg sync.WaitGroup
 		wg.Go(func() { svc.Run(ctx) })
 		if tc.fail {
+			// The mirror is refused first; else billing.> outside both.
+			want, what := "NATSSE_SUBJECTS: ", "billing.>"
+			if slices.Contains(tc.streams, "COPY") {
+				want, what = "NATSSE_STREAM: ", "COPY has no subjects of its own"
+			}
 			select {
 			case err := <-svc.Failed():
-				if !strings.HasPrefix(err.Error(), "NATSSE_SUBJECTS: ") || !strings.Contains(err.Error(), "billing.>") || strings.Contains(err.Error(), "\n") {
-					t.Errorf("got %q, want one line naming NATSSE_SUBJECTS and billing.>", err)
+				if !strings.HasPrefix(err.Error(), want) || !strings.Contains(err.Error(), what) || strings.Contains(err.Error(), "\n") {
+					t.Errorf("%v: got %q, want one line %s... %s", tc.streams, err, want, what)
 				}
 			case <-time.After(patience()):
 				t.Error("natsse did not stop on NATSSE_SUBJECTS outside every stream")

@@ -86,7 +86,8 @@ func TestBinaryRefusesSubjectsOutsideTheStream(t *testing.T) {
 // as it says, the stream is served.
 func TestBinaryMissingStreamCommand(t *testing.T) {
 	url, js := startNATSServer(t)
-	p := startNatsse(t, "NATS_URL="+url, "NATSSE_ANONYMOUS=true", "NATSSE_SUBJECTS=orders.>", "NATSSE_STREAM=ORDERS", "NATSSE_STREAM_MAX_AGE=1h")
+	// Each look is a debug line; the command is a warning, once.
+	p := startNatsse(t, "NATS_URL="+url, "NATSSE_ANONYMOUS=true", "NATSSE_SUBJECTS=orders.>", "NATSSE_STREAM=ORDERS", "NATSSE_STREAM_MAX_AGE=1h", "NATSSE_LOG_LEVEL=debug")
 	deadline := time.Now().Add(patience())
 	for strings.Count(p.stderr.String(), `"msg":"waiting for the stream"`) < 3 {
 		if time.Now().After(deadline) {
