@@ -50,7 +50,14 @@ func newServedStream(name string, cfg Config, nc *nats.Conn, js jetstream.JetStr
 	st.resumer = resume.New(resume.Config{Stream: name, Shared: sh.resume}, js)
 	st.core = fanout.New(fanout.Config{RingEvents: cfg.RingEvents, RingBytes: cfg.RingBytes, Log: cfg.Logger,
 		Dispatched: m.upstream.WithLabelValues(name), Detached: m.detached, Rewound: st.resumer.Forget})
-	st.upstream = upstream.New(upstream.Config{Stream: name, Subjects: cfg.Subjects, Create: one.streamCreate(), Suggest: one.streamSuggest(), Log: cfg.Logger,
+	// The command to create a missing stream names subjects only when one
+	// stream is served: with several, which subjects are whose is the
+	// operator's to say.
+	var suggest *jetstream.StreamConfig
+	if len(cfg.Streams) == 1 && !cfg.allStreams() {
+		suggest = one.streamSuggest()
+	}
+	st.upstream = upstream.New(upstream.Config{Stream: name, Subjects: cfg.Subjects, Create: one.streamCreate(), Suggest: suggest, Log: cfg.Logger,
 		Recreated: func() { st.resumer.Forget(); sh.end(st) },
 		Missing:   func() { sh.end(st) },
 		Found:     func(subjects []string) error { return sh.found(name, subjects) },

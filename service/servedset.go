@@ -323,6 +323,8 @@ func (set *servedSet) ready() (bool, string) {
 	for _, st := range streams {
 		up := st.upstream
 		switch {
+		case up.Served() == nil && up.Waiting() != "":
+			notes = append(notes, fmt.Sprintf("waiting for the stream %s: %s", st.name, up.Waiting()))
 		case up.Served() == nil:
 			notes = append(notes, fmt.Sprintf("waiting for NATS and the stream %s", st.name))
 		case up.Missing():

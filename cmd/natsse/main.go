@@ -432,12 +432,18 @@ func banner(log *slog.Logger, cfg config, httpAddr, natsURL string, svc *service
 	if served == nil {
 		served = cfg.Subjects
 	}
-	if served == nil && cfg.embedded() {
+	several := len(cfg.Streams) != 1 || cfg.Streams[0] == "*"
+	if served == nil && cfg.embedded() && !several {
 		served = cfg.StreamSubjects
 	}
 	subject := exampleSubject(served)
 	base := scheme + "://" + host + cfg.BasePath
-	subscribe := fmt.Sprintf("curl -N %s%s%s", tokenHeader(cfg), base, subjectPath(subject))
+	path := subjectPath(subject)
+	if served == nil && several {
+		// No stream found yet: no subject to show.
+		path = "/<a subject of a served stream, tokens separated by />"
+	}
+	subscribe := fmt.Sprintf("curl -N %s%s%s", tokenHeader(cfg), base, path)
 	ver, rev := buildInfo()
 	attrs := []any{"version", ver, "revision", rev, "http_addr", httpAddr, "subscribe", subscribe, "access", access(cfg, svc)}
 	if cfg.ui() {

@@ -313,7 +313,7 @@ func (u *Reader) startRetrying(ctx context.Context, consume bool) (cc *consumer,
 			if u.known && !u.missing.Swap(true) {
 				u.cfg.Log.Warn("the stream is gone: its streams end, and new ones get the soft refusal until it is back", "stream", u.cfg.Stream)
 			}
-			u.setStuck("the stream " + u.cfg.Stream + " does not exist")
+			u.setStuck("it does not exist")
 			u.cfg.Log.Debug("waiting for the stream", "stream", u.cfg.Stream, "err", err)
 			badSince = time.Time{}
 			continue

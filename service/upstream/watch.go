@@ -218,6 +218,18 @@ func (u *Reader) Ready() bool { return u.ready.Load() && u.nc.IsConnected() }
 // that merely answers for the stream is not enough.
 func (u *Reader) Delivering() bool { return u.stuck.Load() == nil && u.nc.IsConnected() }
 
+// Waiting says why the stream is not served yet ("" when it is, or
+// nothing is known): it does not exist, or the reason the last look failed.
+func (u *Reader) Waiting() string {
+	if u.served.Load() != nil {
+		return ""
+	}
+	if why := u.stuck.Load(); why != nil {
+		return *why
+	}
+	return ""
+}
+
 // Stuck says why the upstream cannot deliver, for /readyz.
 func (u *Reader) Stuck() string {
 	if why := u.stuck.Load(); why != nil {
