@@ -114,12 +114,14 @@ func (set *servedSet) discover(ctx context.Context) {
 	c, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	found := map[string]bool{}
+	var held []string // the subjects of the streams found
 	lister := set.js.ListStreams(c)
 	for info := range lister.Info() {
 		if len(info.Config.Subjects) == 0 || servesNothing(info.Config.Subjects, set.cfg.Subjects) {
 			continue
 		}
 		found[info.Config.Name] = true
+		held = append(held, info.Config.Subjects...)
 	}
 	if lister.Err() != nil {
 		if ctx.Err() == nil {
@@ -148,7 +150,7 @@ func (set *servedSet) discover(ctx context.Context) {
 	}
 	if !set.listed {
 		set.listed = true
-		set.warnUnserved()
+		set.warnUnserved(held)
 	}
 }
 
@@ -168,27 +170,14 @@ func servesNothing(streamSubjects, configured []string) bool {
 	return true
 }
 
-// warnUnserved warns about NATSSE_SUBJECTS patterns no stream serves
-// anything of (with *: a stream may come later); under mu.
-func (set *servedSet) warnUnserved() {
+// warnUnserved warns about NATSSE_SUBJECTS patterns no stream holds
+// anything of (with *: a stream may come later).
+func (set *servedSet) warnUnserved(held []string) {
 	for _, p := range set.cfg.Subjects {
-		if !set.anyOverlapLocked(p) {
+		if !slices.ContainsFunc(held, func(s string) bool { return subjects.Overlap(p, s) }) {
 			set.log.Warn("NATSSE_SUBJECTS: no stream holds anything of this pattern yet; it is served once a stream on it is created", "subject", p)
 		}
 	}
-}
-
-func (set *servedSet) anyOverlapLocked(p string) bool {
-	for _, st := range set.streams {
-		if served := st.upstream.Served(); served != nil {
-			for _, s := range served.Subjects() {
-				if subjects.Overlap(p, s) {
-					return true
-				}
-			}
-		}
-	}
-	return false
 }
 
 // found checks NATSSE_SUBJECTS against an explicit list once every listed

@@ -359,7 +359,8 @@ func TestSeveralStreamsSubjectsCheck(t *testing.T) {
 		streams []string
 		fail    bool
 	}{{[]string{"ORDERS", "CHAT"}, true}, {[]string{"*"}, false}, {[]string{"CHAT", "COPY"}, true}} {
-		svc, err := service.New(service.Config{Streams: tc.streams, Subjects: []string{"chat.>", "billing.>"}}, nc)
+		logs := &lockedBuffer{}
+		svc, err := service.New(service.Config{Streams: tc.streams, Subjects: []string{"chat.>", "billing.>"}, Logger: slog.New(slog.NewTextHandler(logs, nil))}, nc)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -385,6 +386,9 @@ func TestSeveralStreamsSubjectsCheck(t *testing.T) {
 			waitFor(t, "CHAT to be served", func() bool { return slices.Contains(svc.Subjects(), "chat.>") })
 			if got := svc.Subjects(); slices.Contains(got, "orders.>") {
 				t.Errorf("with NATSSE_SUBJECTS=chat.>,billing.> natsse serves %q, want chat.> only", got)
+			}
+			if warned := logs.String(); strings.Count(warned, "no stream holds anything") != 1 || !strings.Contains(warned, "subject=billing.>") {
+				t.Errorf("want one warning, about billing.>; the log:\n%s", warned)
 			}
 		}
 		cancel()
