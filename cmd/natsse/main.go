@@ -440,8 +440,8 @@ func banner(log *slog.Logger, cfg config, httpAddr, natsURL string, svc *service
 	base := scheme + "://" + host + cfg.BasePath
 	path := subjectPath(subject)
 	if served == nil && several {
-		// No stream found yet: no subject to show.
-		path = "/<a subject of a served stream, tokens separated by />"
+		// No stream found yet: no subject to show, only where one goes.
+		subject, path = "<subject>", "/<subject tokens separated by />"
 	}
 	subscribe := fmt.Sprintf("curl -N %s%s%s", tokenHeader(cfg), base, path)
 	ver, rev := buildInfo()
@@ -451,9 +451,9 @@ func banner(log *slog.Logger, cfg config, httpAddr, natsURL string, svc *service
 	}
 	switch cfg.publish() {
 	case service.PublishAnonymous:
-		attrs = append(attrs, "publish_http", fmt.Sprintf("curl -X POST -d hello %s%s", base, subjectPath(subject)))
+		attrs = append(attrs, "publish_http", fmt.Sprintf("curl -X POST -d hello %s%s", base, path))
 	case service.PublishToken:
-		attrs = append(attrs, "publish_http", fmt.Sprintf(`curl -X POST -H "Authorization: Bearer $TOKEN" -d hello %s%s`, base, subjectPath(subject)))
+		attrs = append(attrs, "publish_http", fmt.Sprintf(`curl -X POST -H "Authorization: Bearer $TOKEN" -d hello %s%s`, base, path))
 	}
 	switch {
 	case !cfg.embedded():
