@@ -121,13 +121,16 @@ type runResult struct {
 	Ratio      float64 `json:"ratio_to_ceiling,omitempty"`
 	RatioTotal float64 `json:"ratio_to_ceiling_with_nats,omitempty"`
 	// With several streams: each stream's consumers after the last phase,
-	// ConsumersAfterSeconds after natsse's clients had everything: the first
+	// ConsumersAfterSeconds after natsse's phase ended (its client processes
+	// had everything, lingered and exited, closing their streams): the first
 	// reading with none on any stream within -idle-wait, else the last one
 	// (natsse deletes an upstream consumer NATSSE_UPSTREAM_IDLE after its
 	// last reader on the replica left).
 	Streams               int            `json:"streams,omitempty"`
 	ConsumersAfter        map[string]int `json:"consumers_after,omitempty"`
 	ConsumersAfterSeconds float64        `json:"consumers_after_seconds,omitempty"`
+	// natsse_upstream_consuming{stream} at that last reading.
+	UpstreamConsumingAfter map[string]float64 `json:"natsse_upstream_consuming_after,omitempty"`
 }
 
 func cmdRun(args []string) error {
@@ -252,6 +255,12 @@ func runScenario(c runConfig) (*runResult, error) {
 		}
 	}
 	var natsseDone time.Time
+	natsseURL := ""
+	for _, t := range c.targets {
+		if t.name == "natsse" {
+			natsseURL = t.url
+		}
+	}
 	var err error
 	res.Phases, err = eachTarget(c, runPhase, func(t runTarget, ph *phaseResult) {
 		fmt.Fprintf(os.Stderr, "run %s %s: %d clients, received %d/%d, lost %d dup %d ooo %d, p99 %.2f ms, server CPU %.3f s, %.0f deliveries/CPU-s\n",
@@ -273,9 +282,14 @@ func runScenario(c runConfig) (*runResult, error) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			res.ConsumersAfter = consumerCounts(ctx, c.natsURL, c.watched())
 			cancel()
+			if natsseURL != "" {
+				res.UpstreamConsumingAfter, _ = scrapeGauge(context.Background(), natsseURL+"/metrics", "natsse_upstream_consuming")
+			}
 			if !natsseDone.IsZero() {
 				res.ConsumersAfterSeconds = time.Since(natsseDone).Seconds()
 			}
+			fmt.Fprintf(os.Stderr, "run %s: %.1f s after natsse's clients hung up: consumers per stream %v, natsse_upstream_consuming %v\n",
+				c.name, res.ConsumersAfterSeconds, res.ConsumersAfter, res.UpstreamConsumingAfter)
 			none := true
 			for _, n := range res.ConsumersAfter {
 				none = none && n == 0
@@ -285,7 +299,6 @@ func runScenario(c runConfig) (*runResult, error) {
 			}
 			time.Sleep(time.Second)
 		}
-		fmt.Fprintf(os.Stderr, "run %s: consumers per stream %.0f s after natsse's phase: %v\n", c.name, res.ConsumersAfterSeconds, res.ConsumersAfter)
 	}
 	if err != nil {
 		return res, err
