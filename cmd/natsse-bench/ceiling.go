@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -92,7 +93,7 @@ func cmdCeiling(args []string) error {
 	fs := flag.NewFlagSet("ceiling", flag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:8090", "HTTP listen address")
 	natsURL := fs.String("nats", "nats://127.0.0.1:4222", "NATS URL")
-	subject := fs.String("subject", "events.>", "the one core NATS subscription")
+	subject := fs.String("subject", "events.>", "the one core NATS subscription, or a comma-separated list of subjects (one subscription each, e.g. events0.>,events1.>,events2.> for a plan with streams=3)")
 	duration := fs.Duration("duration", time.Hour, "exit after this long (or on SIGINT/SIGTERM)")
 	c := newCeiling()
 	fs.IntVar(&c.maxQueue, "max-queue", 10000, "frames queued per connection before it is dropped as too slow")
@@ -123,7 +124,7 @@ func cmdCeiling(args []string) error {
 		return err
 	}
 	defer nc.Close()
-	sub, err := c.subscribe(nc, *subject)
+	subs, err := c.subscribeAll(nc, strings.Split(*subject, ","))
 	if err != nil {
 		return err
 	}
@@ -136,8 +137,12 @@ func cmdCeiling(args []string) error {
 	go c.report(ctx)
 	go c.sweep(ctx, *sweep)
 	c.accept(ctx, ln)
-	dropped, _ := sub.Dropped()
-	_ = sub.Unsubscribe()
+	dropped := 0
+	for _, sub := range subs {
+		d, _ := sub.Dropped()
+		dropped += d
+		_ = sub.Unsubscribe()
+	}
 	return writeJSON(map[string]any{
 		"connections": c.conns.Load(), "messages": c.messages.Load(), "delivered": c.delivered.Load(),
 		"writes": c.writes.Load(), "own_writer_starts": c.slowMode.Load(), "slow_dropped": c.slow.Load(), "closed": c.closed.Load(), "nats_dropped": dropped,
@@ -166,6 +171,37 @@ func (c *ceiling) subscribe(nc *nats.Conn, subject string) (*nats.Subscription, 
 		return nil, err
 	}
 	return sub, nc.Flush()
+}
+
+// subscribeAll subscribes to each subject. With more than one, each
+// subscription has a goroutine of its own in nats.go, and dispatch numbers
+// frames and deduplicates overlapping patterns assuming one caller at a time,
+// so the callbacks take turns on a mutex; with one subject nothing changes.
+func (c *ceiling) subscribeAll(nc *nats.Conn, subjects []string) ([]*nats.Subscription, error) {
+	if len(subjects) == 1 {
+		sub, err := c.subscribe(nc, subjects[0])
+		return []*nats.Subscription{sub}, err
+	}
+	var mu sync.Mutex
+	var subs []*nats.Subscription
+	for _, s := range subjects {
+		sub, err := nc.Subscribe(s, func(m *nats.Msg) {
+			mu.Lock()
+			defer mu.Unlock()
+			c.dispatch(m)
+		})
+		if err == nil {
+			err = sub.SetPendingLimits(-1, -1)
+		}
+		if err != nil {
+			for _, s := range subs {
+				_ = s.Unsubscribe()
+			}
+			return nil, err
+		}
+		subs = append(subs, sub)
+	}
+	return subs, nc.Flush()
 }
 
 // accept runs until the listener is closed.

@@ -43,7 +43,7 @@ func cmdClients(args []string) error {
 	fs := flag.NewFlagSet("clients", flag.ContinueOnError)
 	var c clientsConfig
 	rawURL := fs.String("url", "http://127.0.0.1:8080", "server base URL (http only)")
-	paths := fs.String("paths", "/events/bench", "comma-separated request targets, assigned round-robin; {i} is the client's index (modulo the plan's users when it has users)")
+	paths := fs.String("paths", "/events/bench", "comma-separated request targets, assigned round-robin; {i} is the client's index (modulo the plan's users when it has users); {s} is the stream of user {i} when the plan has streams=N (0..N-1, so /events{s}/users/{i} is user {i}'s subject), else empty")
 	fs.IntVar(&c.n, "n", 100, "number of clients")
 	fs.IntVar(&c.offset, "offset", 0, "index of this process's first client (for {i} and source addresses when several processes share a run)")
 	expect := fs.String("expect", "", "publish plan the clients account against, e.g. count=2000,subjects=events.bench,run=x (empty: count events only)")
@@ -95,7 +95,8 @@ type runner struct {
 	cfg       clientsConfig
 	dialer    *spreadDialer
 	hist      histogram
-	runID     []byte // nil: accept payloads of any run
+	streams   []histogram // per stream of the plan, when it has several
+	runID     []byte      // nil: accept payloads of any run
 	sem       chan struct{}
 	pending   atomic.Int64 // clients not yet connected or failed
 	connected atomic.Int64
@@ -109,6 +110,7 @@ type client struct {
 	r      *runner
 	idx    int // global index
 	target string
+	stream int // index of the stream of its subjects when the plan has several, else -1
 	exp    *expectation
 	acct   *account // nil without a plan
 
@@ -141,6 +143,9 @@ func runClients(cfg clientsConfig) (*summary, error) {
 	r := &runner{cfg: cfg, dialer: d, sem: make(chan struct{}, cfg.concurrency), notify: make(chan struct{}, 1)}
 	if cfg.plan != nil && cfg.plan.Run != "" {
 		r.runID = []byte(cfg.plan.Run)
+	}
+	if cfg.plan != nil && cfg.plan.Streams > 1 {
+		r.streams = make([]histogram, cfg.plan.Streams)
 	}
 	clients, err := r.makeClients()
 	if err != nil {
@@ -183,15 +188,33 @@ func (r *runner) makeClients() ([]*client, error) {
 			ti = gi % cfg.plan.Users
 		}
 		target := strings.ReplaceAll(cfg.paths[i%len(cfg.paths)], "{i}", strconv.Itoa(ti))
+		s := ""
+		if cfg.plan != nil && cfg.plan.Streams > 1 {
+			s = strconv.Itoa(cfg.plan.streamOfUser(ti))
+		}
+		target = strings.ReplaceAll(target, "{s}", s)
 		if cfg.base.Path != "" && cfg.base.Path != "/" {
 			target = strings.TrimSuffix(cfg.base.Path, "/") + target
 		}
-		c := &client{r: r, idx: gi, target: target}
+		c := &client{r: r, idx: gi, target: target, stream: -1}
 		c.parser.h = c
 		if cfg.plan != nil {
 			subs, err := requestSubjects(strings.TrimPrefix(target, strings.TrimSuffix(cfg.base.Path, "/")))
 			if err != nil {
 				return nil, fmt.Errorf("client %d: %v", gi, err)
+			}
+			if cfg.plan.Streams > 1 {
+				// The stream that serves the client: its subjects' stream,
+				// the same for all of them (natsse answers 400 otherwise).
+				c.stream = cfg.plan.streamOf(subs[0])
+				for _, sub := range subs[1:] {
+					if cfg.plan.streamOf(sub) != c.stream {
+						return nil, fmt.Errorf("client %d: %s has subjects of two streams", gi, target)
+					}
+				}
+				if c.stream < 0 {
+					return nil, fmt.Errorf("client %d: %s is in none of the plan's %d streams", gi, target, cfg.plan.Streams)
+				}
 			}
 			c.exp = exps.get(subs)
 			c.acct = newAccount(c.exp.n)
@@ -456,7 +479,11 @@ func (c *client) event(id, typ, data []byte) {
 		return
 	}
 	if ok {
-		c.r.hist.add(c.idx, uint64(max(c.now-p.nanos, 0)))
+		lat := uint64(max(c.now-p.nanos, 0))
+		c.r.hist.add(c.idx, lat)
+		if c.stream >= 0 {
+			c.r.streams[c.stream].add(c.idx, lat)
+		}
 	}
 }
 
@@ -469,7 +496,16 @@ func (r *runner) summarize(clients []*client, connectSeconds float64) *summary {
 	if r.cfg.plan != nil {
 		s.Plan = r.cfg.plan.String()
 	}
+	for k := range r.streams {
+		if s.ByStream == nil {
+			s.ByStream = map[string]*streamSummary{}
+		}
+		s.ByStream[streamName(k)] = &streamSummary{Hist: r.streams[k].snapshot()}
+	}
 	for _, c := range clients {
+		if c.stream >= 0 {
+			c.addTo(s.ByStream[streamName(c.stream)])
+		}
 		if !c.connected {
 			s.Failed++
 			if s.FailReasons == nil {
@@ -504,6 +540,24 @@ func (r *runner) summarize(clients []*client, connectSeconds float64) *summary {
 	s.Hist = r.hist.snapshot()
 	s.finish()
 	return s
+}
+
+// addTo adds the client to the summary of its stream.
+func (c *client) addTo(st *streamSummary) {
+	st.Clients++
+	if c.acct != nil {
+		st.accountReport.add(c.acct.report())
+	}
+	if !c.connected {
+		return
+	}
+	st.Connected++
+	if c.acct != nil && c.acct.complete() {
+		st.Complete++
+	}
+	st.IDRegressions += c.idRegress
+	st.Resets += c.resets
+	st.Ended += c.ended
 }
 
 // errClass names an error without the addresses in it, so that failure

@@ -18,10 +18,11 @@ const usage = `natsse-bench: load tool for natsse
 usage:
   natsse-bench clients  -url URL -paths P1,P2 -n N -expect PLAN [-duration D]   SSE clients, JSON summary on stdout
   natsse-bench publish  -nats URL (-subjects S1,S2 | -users N) -count N -rate R  JetStream publisher
-  natsse-bench ceiling  -listen ADDR -nats URL                                  raw-socket SSE ceiling server
+  natsse-bench ceiling  -listen ADDR -nats URL [-subject S1,S2]                 raw-socket SSE ceiling server
+  natsse-bench streams  -nats URL -n N                                          create streams S0..S<N-1> on events0.> .. (for run -streams N)
   natsse-bench stat     -pid P1,P2 [-duration D]                                CPU seconds and RSS from /proc
   natsse-bench merge    a.json b.json ...                                       merge client summaries
-  natsse-bench run      -scenario s1 ...                                        orchestrate a scenario (s1-s3 s7 s8 events; s4 s5 idle RSS; s6 resume storm)
+  natsse-bench run      -scenario s1 ...                                        orchestrate a scenario (s1-s3 s7 s8 events, -streams N over N streams; s4 s5 idle RSS; s6 resume storm)
 
 Run "natsse-bench <command> -h" for the flags of a command.
 `
@@ -37,6 +38,7 @@ func main() {
 		"ceiling": cmdCeiling,
 		"stat":    cmdStat,
 		"merge":   cmdMerge,
+		"streams": cmdStreams,
 		"run":     cmdRun,
 	}
 	name := os.Args[1]

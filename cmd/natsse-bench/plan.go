@@ -18,11 +18,16 @@ import (
 //	count=2000,subjects=events.bench
 //	count=20000,users=10000,run=s3a     (subjects events.users.0 .. events.users.9999)
 //	count=10,subjects=events.a+events.b (several explicit subjects joined by "+")
+//	count=4000,users=10000,streams=3    (events<i mod 3>.users.<i>: user i in stream S<i mod 3>)
 type plan struct {
 	Count    uint64
 	Subjects []string // explicit subjects, or nil when Users is set
 	Users    int      // subjects events.users.<i>, i in [0, Users)
-	Run      string   // run id carried in every payload; empty accepts any
+	// Streams > 1 spreads the users over that many streams, S0 on events0.>,
+	// S1 on events1.>, ...: user i's subject is events<i mod Streams>.users.<i>,
+	// so one round-robin over the users feeds the streams evenly, interleaved.
+	Streams int
+	Run     string // run id carried in every payload; empty accepts any
 }
 
 func parsePlan(s string) (plan, error) {
@@ -40,10 +45,12 @@ func parsePlan(s string) (plan, error) {
 			p.Subjects = strings.Split(v, "+")
 		case "users":
 			p.Users, err = strconv.Atoi(v)
+		case "streams":
+			p.Streams, err = strconv.Atoi(v)
 		case "run":
 			p.Run = v
 		default:
-			err = fmt.Errorf("unknown key (want count, subjects, users, run)")
+			err = fmt.Errorf("unknown key (want count, subjects, users, streams, run)")
 		}
 		if err != nil {
 			return p, fmt.Errorf("plan %q: %s: %v", s, k, err)
@@ -58,6 +65,8 @@ func (p plan) check() error {
 		return fmt.Errorf("plan: count must be > 0")
 	case (len(p.Subjects) == 0) == (p.Users <= 0):
 		return fmt.Errorf("plan: give exactly one of subjects or users")
+	case p.Streams < 0 || p.Streams > 1 && p.Users <= 0:
+		return fmt.Errorf("plan: streams needs users, and is not negative")
 	case strings.ContainsAny(p.Run, " ,"):
 		return fmt.Errorf("plan: run id %q has a space or comma", p.Run)
 	}
@@ -68,6 +77,9 @@ func (p plan) String() string {
 	s := "count=" + strconv.FormatUint(p.Count, 10)
 	if p.Users > 0 {
 		s += ",users=" + strconv.Itoa(p.Users)
+		if p.Streams > 1 {
+			s += ",streams=" + strconv.Itoa(p.Streams)
+		}
 	} else {
 		s += ",subjects=" + strings.Join(p.Subjects, "+")
 	}
@@ -88,10 +100,40 @@ func (p plan) numSubjects() int {
 // subject is the subject of round-robin slot j.
 func (p plan) subject(j int) string {
 	if p.Users > 0 {
+		if p.Streams > 1 {
+			return streamPrefix(p.streamOfUser(j)) + ".users." + strconv.Itoa(j)
+		}
 		return "events.users." + strconv.Itoa(j)
 	}
 	return p.Subjects[j]
 }
+
+// streamOfUser is the stream index of user j: j mod Streams (0 with one stream).
+func (p plan) streamOfUser(j int) int {
+	if p.Streams > 1 {
+		return j % p.Streams
+	}
+	return 0
+}
+
+// streamOf is the stream index whose subjects (streamPrefix(k).>) hold
+// subject s, or -1 when the plan has one stream or s is in none of them.
+func (p plan) streamOf(s string) int {
+	if p.Streams <= 1 {
+		return -1
+	}
+	first, _, _ := strings.Cut(s, ".")
+	k, err := strconv.Atoi(strings.TrimPrefix(first, "events"))
+	if err != nil || k < 0 || k >= p.Streams || first != streamPrefix(k) {
+		return -1
+	}
+	return k
+}
+
+// streamName and streamPrefix name stream k of a plan with several streams:
+// S<k> on the subjects events<k>.>.
+func streamName(k int) string   { return "S" + strconv.Itoa(k) }
+func streamPrefix(k int) string { return "events" + strconv.Itoa(k) }
 
 // expectation is what one set of subscribed patterns must receive from a plan,
 // as a dense numbering of the expected messages: index(g) maps message g to

@@ -47,6 +47,7 @@ func cmdPublish(args []string) error {
 	fs.StringVar(&c.natsURL, "nats", "nats://127.0.0.1:4222", "NATS URL")
 	subjects := fs.String("subjects", "events.bench", "comma-separated subjects, published round-robin")
 	users := fs.Int("users", 0, "publish round-robin to events.users.0 .. events.users.<users-1> instead of -subjects")
+	streams := fs.Int("streams", 0, "with -users: spread the users over this many streams, user i on events<i mod streams>.users.<i> (see the streams command)")
 	count := fs.Uint64("count", 2000, "messages to publish")
 	rate := fs.String("rate", "0", "messages per second, e.g. 50 or 50/s (0: full speed)")
 	fs.IntVar(&c.size, "size", 100, "payload size in bytes (at least the header fields)")
@@ -60,7 +61,7 @@ func cmdPublish(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	c.plan = plan{Count: *count, Users: *users, Run: *run}
+	c.plan = plan{Count: *count, Users: *users, Streams: *streams, Run: *run}
 	if *users <= 0 {
 		c.plan.Subjects = strings.Split(*subjects, ",")
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -30,6 +31,11 @@ type scenario struct {
 	// own) reads at most slowRate bytes/s through a slowRcvBuf socket buffer
 	// and reconnects with Last-Event-ID when cut off, as EventSource does.
 	slowEvery, slowRate, slowRcvBuf int
+	// streams > 1 (run -streams N): the users spread over N streams S0..S<N-1>
+	// on events0.> .. events<N-1>.>, each client on its user's stream (paths
+	// /events/... become /events{s}/...), one publisher round-robin over all
+	// users; see plan.Streams. The totals stay the scenario's.
+	streams int
 }
 
 var scenarios = map[string]scenario{
@@ -51,6 +57,14 @@ var scenarios = map[string]scenario{
 // events.users.* and one events.>.
 var s8Paths = strings.Repeat("/events/users/{i},", 98) + "/events/users/*,/events/%3E"
 
+// streamPaths rewrites a scenario's paths for a plan with several streams:
+// /events/users/{i} becomes /events{s}/users/{i}, user i's subject in its
+// stream, and /events/users/* and /events/%3E the same patterns within the
+// stream of the client's index.
+func streamPaths(paths string) string {
+	return strings.ReplaceAll(paths, "/events/", "/events{s}/")
+}
+
 // runConfig holds the flags of "natsse-bench run".
 type runConfig struct {
 	sc             scenario
@@ -62,6 +76,8 @@ type runConfig struct {
 	timeout        time.Duration
 	outDir         string
 	stream         string
+	streams        int           // > 1: the scenario over streams S0..S<streams-1> (scenario.streams)
+	idleWait       time.Duration // with streams: wait this long at most for natsse's consumers to go after the last phase
 	profileDir     string
 	profileSeconds int
 }
@@ -89,6 +105,12 @@ type phaseResult struct {
 	// while publishing and receiving (-1: not sampled).
 	MaxConsumers    int `json:"stream_max_consumers"`
 	ConsumerSamples int `json:"stream_consumer_samples"`
+	// With several streams: each stream's consumers before the clients
+	// connected, the most it had in any sample, and natsse's
+	// natsse_upstream_consuming{stream} when every client had everything.
+	ConsumersBefore   map[string]int     `json:"consumers_before,omitempty"`
+	MaxConsumersEach  map[string]int     `json:"max_consumers_by_stream,omitempty"`
+	UpstreamConsuming map[string]float64 `json:"natsse_upstream_consuming,omitempty"`
 }
 
 // runResult is what "run" prints.
@@ -98,6 +120,17 @@ type runResult struct {
 	// Ratio is natsse's deliveries per server CPU-second over the ceiling's.
 	Ratio      float64 `json:"ratio_to_ceiling,omitempty"`
 	RatioTotal float64 `json:"ratio_to_ceiling_with_nats,omitempty"`
+	// With several streams: each stream's consumers after the last phase,
+	// ConsumersAfterSeconds after natsse's phase ended (its client processes
+	// had everything, lingered and exited, closing their streams): the first
+	// reading with none on any stream within -idle-wait, else the last one
+	// (natsse deletes an upstream consumer NATSSE_UPSTREAM_IDLE after its
+	// last reader on the replica left).
+	Streams               int            `json:"streams,omitempty"`
+	ConsumersAfter        map[string]int `json:"consumers_after,omitempty"`
+	ConsumersAfterSeconds float64        `json:"consumers_after_seconds,omitempty"`
+	// natsse_upstream_consuming{stream} at that last reading.
+	UpstreamConsumingAfter map[string]float64 `json:"natsse_upstream_consuming_after,omitempty"`
 }
 
 func cmdRun(args []string) error {
@@ -121,6 +154,8 @@ func cmdRun(args []string) error {
 	fs.StringVar(&c.profileDir, "profile", "", "directory for a CPU profile of each server while it delivers (needs -natsse-pprof / -ceiling-pprof)")
 	fs.IntVar(&c.profileSeconds, "profile-seconds", 0, "length of each profile (0: the expected publish time + 2 s)")
 	fs.StringVar(&c.stream, "stream", "EVENTS", "JetStream stream whose consumer count is sampled during publishing (empty: off)")
+	fs.DurationVar(&c.idleWait, "idle-wait", 0, "with -streams: after the last phase, wait up to this long for every stream to have no consumer (natsse's last readers gone), reading every second")
+	fs.IntVar(&c.streams, "streams", 0, "event scenarios with users (s3, s8): spread the users, clients and events over this many streams S0..S<n-1> on events0.> .. events<n-1>.>, which must exist (natsse-bench streams -n N) and be served by natsse (NATSSE_STREAM=S0,S1,...); -stream is then ignored")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: natsse-bench run -scenario s1 [flags]: the same clients and publish plan against natsse, then the ceiling;\nprints deliveries per server CPU-second and natsse's ratio to the ceiling as JSON.")
 		fs.PrintDefaults()
@@ -138,6 +173,14 @@ func cmdRun(args []string) error {
 	}
 	if *count > 0 {
 		sc.count = *count
+	}
+	if c.streams > 1 {
+		if !ok || sc.users == 0 || sc.slowEvery > 0 {
+			return fmt.Errorf("-streams: only for the event scenarios with users (s3, s8)")
+		}
+		sc.streams = c.streams
+		sc.paths = streamPaths(sc.paths)
+		c.name += "x" + strconv.Itoa(c.streams)
 	}
 	c.sc = sc
 	if *natsseURL != "" {
@@ -200,12 +243,63 @@ func eachTarget[P any](c runConfig, phase func(runConfig, runTarget, string) (*P
 
 func runScenario(c runConfig) (*runResult, error) {
 	res := &runResult{Scenario: c.name}
+	if c.sc.streams > 1 {
+		res.Streams = c.sc.streams
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		before := consumerCounts(ctx, c.natsURL, c.watched())
+		cancel()
+		for name, n := range before {
+			if n < 0 {
+				return res, fmt.Errorf("stream %s: not found on %s (create the streams with: natsse-bench streams -nats %s -n %d)", name, c.natsURL, c.natsURL, c.sc.streams)
+			}
+		}
+	}
+	var natsseDone time.Time
+	natsseURL := ""
+	for _, t := range c.targets {
+		if t.name == "natsse" {
+			natsseURL = t.url
+		}
+	}
 	var err error
 	res.Phases, err = eachTarget(c, runPhase, func(t runTarget, ph *phaseResult) {
 		fmt.Fprintf(os.Stderr, "run %s %s: %d clients, received %d/%d, lost %d dup %d ooo %d, p99 %.2f ms, server CPU %.3f s, %.0f deliveries/CPU-s\n",
 			c.name, t.name, ph.Clients.Connected, ph.Clients.Received, ph.Clients.Expected, ph.Clients.Lost,
 			ph.Clients.Duplicates, ph.Clients.OutOfOrder, ph.Clients.Latency.P99, cpuOf(ph.Server), ph.PerServerCPU)
+		for _, k := range sortedKeys(ph.Clients.ByStream) {
+			st := ph.Clients.ByStream[k]
+			fmt.Fprintf(os.Stderr, "run %s %s stream %s: %d clients, received %d/%d, lost %d dup %d ooo %d, id regressions %d, p99 %.2f ms, consumers before %d, at most %d, natsse_upstream_consuming %v\n",
+				c.name, t.name, k, st.Connected, st.Received, st.Expected, st.Lost, st.Duplicates, st.OutOfOrder, st.IDRegressions,
+				st.Latency.P99, ph.ConsumersBefore[k], ph.MaxConsumersEach[k], ph.UpstreamConsuming[k])
+		}
+		if t.name == "natsse" {
+			natsseDone = time.Now()
+		}
 	})
+	if c.sc.streams > 1 && err == nil {
+		deadline := time.Now().Add(c.idleWait)
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			res.ConsumersAfter = consumerCounts(ctx, c.natsURL, c.watched())
+			cancel()
+			if natsseURL != "" {
+				res.UpstreamConsumingAfter, _ = scrapeGauge(context.Background(), natsseURL+"/metrics", "natsse_upstream_consuming")
+			}
+			if !natsseDone.IsZero() {
+				res.ConsumersAfterSeconds = time.Since(natsseDone).Seconds()
+			}
+			fmt.Fprintf(os.Stderr, "run %s: %.1f s after natsse's clients hung up: consumers per stream %v, natsse_upstream_consuming %v\n",
+				c.name, res.ConsumersAfterSeconds, res.ConsumersAfter, res.UpstreamConsumingAfter)
+			none := true
+			for _, n := range res.ConsumersAfter {
+				none = none && n == 0
+			}
+			if none || !time.Now().Before(deadline) {
+				break
+			}
+			time.Sleep(time.Second)
+		}
+	}
 	if err != nil {
 		return res, err
 	}
@@ -228,6 +322,31 @@ func runScenario(c runConfig) (*runResult, error) {
 	return res, nil
 }
 
+// watched is the streams whose consumers a phase samples: S0..S<n-1> with
+// several streams, else -stream (none when empty).
+func (c runConfig) watched() []string {
+	if c.sc.streams > 1 {
+		names := make([]string, c.sc.streams)
+		for k := range names {
+			names[k] = streamName(k)
+		}
+		return names
+	}
+	if c.stream == "" {
+		return nil
+	}
+	return []string{c.stream}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
 func cpuOf(d *procDelta) float64 {
 	if d == nil {
 		return 0
@@ -239,7 +358,7 @@ func cpuOf(d *procDelta) float64 {
 // the servers, publish, wait for the clients to finish, sample again.
 func runPhase(c runConfig, t runTarget, runID string) (*phaseResult, error) {
 	sc := c.sc
-	p := plan{Count: sc.count, Users: sc.users, Run: runID}
+	p := plan{Count: sc.count, Users: sc.users, Streams: sc.streams, Run: runID}
 	if sc.users == 0 {
 		p.Subjects = []string{sc.subject}
 	}
@@ -248,6 +367,10 @@ func runPhase(c runConfig, t runTarget, runID string) (*phaseResult, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
+	}
+	var consumersBefore map[string]int
+	if sc.streams > 1 {
+		consumersBefore = consumerCounts(ctx, c.natsURL, c.watched())
 	}
 	var procs []*clientProc
 	defer func() {
@@ -294,7 +417,7 @@ func runPhase(c runConfig, t runTarget, runID string) (*phaseResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	cw := watchConsumers(ctx, c.natsURL, c.stream)
+	cw := watchConsumers(ctx, c.natsURL, c.watched())
 	prof := startProfile(ctx, c, t, runID)
 	defer prof.wait()
 	pub, err := publish(ctx, publishConfig{natsURL: c.natsURL, plan: p, rate: sc.rate, size: sc.size, maxPending: 4000, ackTimeout: 30 * time.Second})
@@ -307,6 +430,13 @@ func runPhase(c runConfig, t runTarget, runID string) (*phaseResult, error) {
 	server, nats, total, err := win.finish()
 	if err != nil {
 		return nil, err
+	}
+	var consuming map[string]float64
+	if sc.streams > 1 && t.name == "natsse" {
+		consuming, err = scrapeGauge(ctx, t.url+"/metrics", "natsse_upstream_consuming")
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "natsse metrics: %v\n", err)
+		}
 	}
 	var sums, slowSums []*summary
 	var clientCPU float64
@@ -340,6 +470,9 @@ func runPhase(c runConfig, t runTarget, runID string) (*phaseResult, error) {
 		received += ph.Slow.Received
 	}
 	ph.MaxConsumers, ph.ConsumerSamples = cw.stop()
+	if sc.streams > 1 {
+		ph.ConsumersBefore, ph.MaxConsumersEach, ph.UpstreamConsuming = consumersBefore, cw.each, consuming
+	}
 	ph.Server, ph.NATS = server, nats
 	if ph.Server != nil && ph.Server.CPU > 0 {
 		ph.PerServerCPU = float64(received) / ph.Server.CPU

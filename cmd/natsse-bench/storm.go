@@ -122,7 +122,7 @@ func stormPhaseRun(c runConfig, t runTarget, runID string) (*stormPhase, error) 
 	if err != nil {
 		return nil, err
 	}
-	cw := watchConsumers(ctx, c.natsURL, c.stream)
+	cw := watchConsumers(ctx, c.natsURL, c.watched())
 	prof := startProfile(ctx, c, t, runID)
 	defer prof.wait()
 	start := time.Now()

@@ -35,6 +35,24 @@ type summary struct {
 
 	Latency latencySummary `json:"latency"`
 	Hist    histData       `json:"latency_histogram"`
+
+	// ByStream splits the clients by the stream that serves them, when the
+	// plan has several streams (keys S0, S1, ...; see plan.Streams).
+	ByStream map[string]*streamSummary `json:"by_stream,omitempty"`
+}
+
+// streamSummary is the part of a summary about the clients of one stream:
+// their accounts, the ids they saw and their latencies.
+type streamSummary struct {
+	Clients   int `json:"clients"`
+	Connected int `json:"connected"`
+	Complete  int `json:"complete"`
+	accountReport
+	IDRegressions uint64         `json:"id_regressions"`
+	Resets        uint64         `json:"resets"`
+	Ended         uint64         `json:"ended"`
+	Latency       latencySummary `json:"latency"`
+	Hist          histData       `json:"latency_histogram"`
 }
 
 // finish computes the derived fields.
@@ -44,6 +62,27 @@ func (s *summary) finish() {
 		s.DeliveryRate = float64(s.Received) / s.EventSeconds
 	}
 	s.Latency = s.Hist.summary()
+	for _, st := range s.ByStream {
+		st.Latency = st.Hist.summary()
+	}
+}
+
+func (st *streamSummary) merge(o *streamSummary) {
+	st.Clients += o.Clients
+	st.Connected += o.Connected
+	st.Complete += o.Complete
+	st.accountReport.add(o.accountReport)
+	st.IDRegressions += o.IDRegressions
+	st.Resets += o.Resets
+	st.Ended += o.Ended
+	st.Hist.merge(o.Hist)
+}
+
+// clone is a copy that shares nothing with st.
+func (st *streamSummary) clone() *streamSummary {
+	c := *st
+	c.Hist.Buckets = append([][2]uint64(nil), st.Hist.Buckets...)
+	return &c
 }
 
 func (s *summary) merge(o *summary) {
@@ -77,6 +116,16 @@ func (s *summary) merge(o *summary) {
 	}
 	s.LastEvent = max(s.LastEvent, o.LastEvent)
 	s.Hist.merge(o.Hist)
+	for k, st := range o.ByStream {
+		if s.ByStream == nil {
+			s.ByStream = map[string]*streamSummary{}
+		}
+		if mine, ok := s.ByStream[k]; ok {
+			mine.merge(st)
+		} else {
+			s.ByStream[k] = st.clone()
+		}
+	}
 	s.finish()
 }
 
@@ -87,6 +136,13 @@ func mergeSummaries(ss []*summary) *summary {
 		if i == 0 {
 			c := *s
 			c.Hist.Buckets = append([][2]uint64(nil), s.Hist.Buckets...)
+			c.ByStream = nil
+			for k, st := range s.ByStream {
+				if c.ByStream == nil {
+					c.ByStream = map[string]*streamSummary{}
+				}
+				c.ByStream[k] = st.clone()
+			}
 			out = &c
 			continue
 		}

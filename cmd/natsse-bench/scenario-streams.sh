@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# A benchmark scenario of BENCHMARKS.md over several streams, end to end on
+# loopback, the way .bench/scenario.sh runs it over one:
+#   cmd/natsse-bench/scenario-streams.sh s8 [extra natsse-bench run flags...]
+# builds natsse, natsse-bench and nats-server into a temp dir, starts a
+# standalone nats-server with JetStream, creates the streams S0..S<n-1> on
+# events0.> .. events<n-1>.> ("natsse-bench streams": natsse creates only one
+# named stream), starts natsse in connected mode with NATSSE_STREAM=S0,S1,...
+# (not NATSSE_STREAM_CREATE) and the ceiling subscribed to the same subjects,
+# runs "natsse-bench run -scenario sN -streams n" (JSON on stdout, progress on
+# stderr), then stops everything it started and removes the temp dir.
+# BENCH_STREAMS: number of streams (3). Ports and BENCH_PROFILE, BENCH_LOGS,
+# BENCH_NATSSE_LOG_LEVEL as in .bench/scenario.sh.
+set -euo pipefail
+scenario="${1:?usage: cmd/natsse-bench/scenario-streams.sh s3|s8 [run flags]}"
+shift
+cd "$(dirname "$0")/../.."
+nstreams="${BENCH_STREAMS:-3}"
+nport="${BENCH_NATS_PORT:-24222}"
+hport="${BENCH_NATSSE_PORT:-28080}"
+cport="${BENCH_CEILING_PORT:-28090}"
+tmp="$(mktemp -d /tmp/natsse-bench.XXXXXX)"
+pids=()
+cleanup() {
+	if [ -n "${BENCH_LOGS:-}" ]; then
+		mkdir -p "$BENCH_LOGS" && curl -s "http://127.0.0.1:$hport/metrics" >"$BENCH_LOGS/natsse.metrics" 2>/dev/null || true
+	fi
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do
+		for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+		kill -9 "$p" 2>/dev/null || true
+	done
+	if [ -n "${BENCH_LOGS:-}" ]; then mkdir -p "$BENCH_LOGS" && cp "$tmp"/*.log "$tmp"/ceiling.json "$BENCH_LOGS"/ 2>/dev/null || true; fi
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+go build -o "$tmp/natsse" ./cmd/natsse
+go build -o "$tmp/nb" ./cmd/natsse-bench
+go build -o "$tmp/nats-server" github.com/nats-io/nats-server/v2
+
+waitport() { # host:port, seconds
+	for _ in $(seq 1 $(($2 * 10))); do
+		if (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null; then return 0; fi
+		sleep 0.1
+	done
+	echo "nothing listening on $1 after $2 s" >&2
+	return 1
+}
+
+for port in "$nport" "$hport" "$cport"; do
+	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+		echo "127.0.0.1:$port is already in use: set BENCH_NATS_PORT / BENCH_NATSSE_PORT / BENCH_CEILING_PORT" >&2
+		exit 1
+	fi
+done
+
+"$tmp/nats-server" -js -sd "$tmp/js" -a 127.0.0.1 -p "$nport" >"$tmp/nats.log" 2>&1 &
+pids+=($!); natspid=$!
+waitport "127.0.0.1:$nport" 10
+
+names="$("$tmp/nb" streams -nats "nats://127.0.0.1:$nport" -n "$nstreams")"
+subjects=""
+for ((k = 0; k < nstreams; k++)); do subjects+="${subjects:+,}events$k.>"; done
+
+profflags=()
+natsseprof=()
+ceilingprof=()
+if [ -n "${BENCH_PROFILE:-}" ]; then
+	natsseprof=(NATSSE_PPROF_ADDR="127.0.0.1:$((hport + 1))")
+	ceilingprof=(-pprof "127.0.0.1:$((cport + 1))")
+	profflags=(-profile "$BENCH_PROFILE" -natsse-pprof "http://127.0.0.1:$((hport + 1))" -ceiling-pprof "http://127.0.0.1:$((cport + 1))")
+fi
+
+env "${natsseprof[@]}" NATS_URL="nats://127.0.0.1:$nport" NATSSE_ANONYMOUS=true NATSSE_STREAM="$names" \
+	NATSSE_HTTP_ADDR="127.0.0.1:$hport" NATSSE_LOG_LEVEL="${BENCH_NATSSE_LOG_LEVEL:-warn}" NATSSE_LOG_FORMAT=json \
+	"$tmp/natsse" >"$tmp/natsse.log" 2>&1 &
+pids+=($!); natssepid=$!
+waitport "127.0.0.1:$hport" 20
+for _ in $(seq 1 100); do # every listed stream found: /readyz 200
+	if [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$hport/readyz")" = 200 ]; then break; fi
+	sleep 0.1
+done
+
+"$tmp/nb" ceiling "${ceilingprof[@]}" -listen "127.0.0.1:$cport" -nats "nats://127.0.0.1:$nport" -subject "$subjects" >"$tmp/ceiling.json" 2>"$tmp/ceiling.log" &
+pids+=($!); ceilingpid=$!
+waitport "127.0.0.1:$cport" 10
+
+echo "nats-server pid $natspid, natsse pid $natssepid (NATSSE_STREAM=$names), ceiling pid $ceilingpid ($subjects)" >&2
+"$tmp/nb" run -scenario "$scenario" -streams "$nstreams" -nats "nats://127.0.0.1:$nport" \
+	-url "http://127.0.0.1:$hport" -natsse-pid "$natssepid" \
+	-ceiling-url "http://127.0.0.1:$cport" -ceiling-pid "$ceilingpid" \
+	-nats-pid "$natspid" "${profflags[@]}" "$@"
