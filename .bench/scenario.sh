@@ -10,10 +10,15 @@
 # BENCH_PROFILE=<dir>: CPU profiles of natsse and the ceiling while they deliver
 # (pprof on the HTTP port + 1 of each), written to <dir>/<run id>.pprof.
 # BENCH_LOGS=<dir>: keep the servers' logs.
+# BENCH_STREAMS=<n> (1): over n streams S0..S<n-1> on events0.> ..
+# events<n-1>.> ("natsse-bench streams" creates them: natsse creates only
+# one named stream), natsse with NATSSE_STREAM=S0,S1,..., the ceiling on the
+# same subjects, and "run -streams n" (s3, s8).
 set -euo pipefail
 scenario="${1:?usage: .bench/scenario.sh s1|s2|...|s8 [run flags]}"
 shift
 cd "$(dirname "$0")/.."
+nstreams="${BENCH_STREAMS:-1}"
 nport="${BENCH_NATS_PORT:-24222}"
 hport="${BENCH_NATSSE_PORT:-28080}"
 cport="${BENCH_CEILING_PORT:-28090}"
@@ -66,18 +71,34 @@ if [ -n "${BENCH_PROFILE:-}" ]; then
 	profflags=(-profile "$BENCH_PROFILE" -natsse-pprof "http://127.0.0.1:$((hport + 1))" -ceiling-pprof "http://127.0.0.1:$((cport + 1))")
 fi
 
-env "${natsseprof[@]}" NATS_URL="nats://127.0.0.1:$nport" NATSSE_ANONYMOUS=true NATSSE_STREAM_CREATE=true \
+streamenv=(NATSSE_STREAM_CREATE=true)
+ceilingsubj=()
+runstreams=()
+if [ "$nstreams" -gt 1 ]; then
+	names="$("$tmp/nb" streams -nats "nats://127.0.0.1:$nport" -n "$nstreams")"
+	subjects=""
+	for ((k = 0; k < nstreams; k++)); do subjects+="${subjects:+,}events$k.>"; done
+	streamenv=(NATSSE_STREAM="$names")
+	ceilingsubj=(-subject "$subjects")
+	runstreams=(-streams "$nstreams")
+fi
+
+env "${natsseprof[@]}" "${streamenv[@]}" NATS_URL="nats://127.0.0.1:$nport" NATSSE_ANONYMOUS=true \
 	NATSSE_HTTP_ADDR="127.0.0.1:$hport" NATSSE_LOG_LEVEL="${BENCH_NATSSE_LOG_LEVEL:-warn}" NATSSE_LOG_FORMAT=json \
 	"$tmp/natsse" >"$tmp/natsse.log" 2>&1 &
 pids+=($!); natssepid=$!
 waitport "127.0.0.1:$hport" 20
+for _ in $(seq 1 100); do # every stream found: /readyz 200
+	if [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$hport/readyz")" = 200 ]; then break; fi
+	sleep 0.1
+done
 
-"$tmp/nb" ceiling "${ceilingprof[@]}" -listen "127.0.0.1:$cport" -nats "nats://127.0.0.1:$nport" >"$tmp/ceiling.json" 2>"$tmp/ceiling.log" &
+"$tmp/nb" ceiling "${ceilingprof[@]}" -listen "127.0.0.1:$cport" -nats "nats://127.0.0.1:$nport" "${ceilingsubj[@]}" >"$tmp/ceiling.json" 2>"$tmp/ceiling.log" &
 pids+=($!); ceilingpid=$!
 waitport "127.0.0.1:$cport" 10
 
 echo "nats-server pid $natspid, natsse pid $natssepid, ceiling pid $ceilingpid" >&2
-"$tmp/nb" run -scenario "$scenario" -nats "nats://127.0.0.1:$nport" \
+"$tmp/nb" run -scenario "$scenario" "${runstreams[@]}" -nats "nats://127.0.0.1:$nport" \
 	-url "http://127.0.0.1:$hport" -natsse-pid "$natssepid" \
 	-ceiling-url "http://127.0.0.1:$cport" -ceiling-pid "$ceilingpid" \
 	-nats-pid "$natspid" "${profflags[@]}" "$@"

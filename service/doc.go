@@ -1,6 +1,7 @@
-// Package service is natsse's HTTP front door: it serves the messages of a
-// JetStream stream to browsers as Server-Sent Events, one SSE stream per
-// request, fanned out from one upstream consumer per process.
+// Package service is natsse's HTTP front door: it serves the messages of
+// JetStream streams to browsers as Server-Sent Events, one SSE stream per
+// request, fanned out from one upstream consumer per served stream and
+// process, which runs only while the stream has readers.
 //
 // It promises what docs/protocol.md describes ("Paths and subjects", "The
 // stream", "Heartbeats", "Resuming", "Reset", "Errors", "The soft refusal",
@@ -24,12 +25,18 @@
 //   - refusal: how a request is refused, a problem or softly;
 //   - access: tokens, claims and what they grant;
 //   - fanout: a served stream's frames, ring, index and per-stream queues;
-//   - upstream: the ordered consumer that feeds a fan-out core, readiness;
+//   - upstream: the ordered consumer that feeds a fan-out core while the
+//     stream is read, readiness, moves to another NATS server;
 //   - heartbeat: the one clock that keeps idle SSE streams alive;
-//   - resume: replay slots, the replay cache and the stream's bounds;
+//   - resume: replay slots and the replay cache (shared by every served
+//     stream), and each stream's bounds;
 //   - cursors: named cursors, their durable consumers and takeovers.
 //
 // A served stream (served.go) is one JetStream stream with its core, its
-// upstream, its resumer and its cursors; an SSE stream gets the served
-// stream and the clock when it is made, and reaches nothing else.
+// upstream, its resumer and its cursors; the served set (servedset.go) is
+// the streams served (NATSSE_STREAM: a list, or * kept current), routes a
+// request to the one stream that captures its subjects and says whether
+// natsse is ready (docs/configuration.md, "Several streams"). An SSE stream
+// gets its served stream and the clock when it is made, and reaches
+// nothing else.
 package service

@@ -78,6 +78,13 @@ func startOn(t *testing.T, ns *embedded.Server, nc *nats.Conn, cfg service.Confi
 		// the start. Tests of its life set their own.
 		cfg.UpstreamIdle = -1
 	}
+	return serveEnv(t, ns, nc, cfg)
+}
+
+// serveEnv runs natsse with cfg on nc over HTTP until the test ends, and
+// returns once it found a stream.
+func serveEnv(t *testing.T, ns *embedded.Server, nc *nats.Conn, cfg service.Config) *env {
+	t.Helper()
 	svc, err := service.New(cfg, nc)
 	if err != nil {
 		t.Fatal(err)
@@ -98,6 +105,8 @@ func startOn(t *testing.T, ns *embedded.Server, nc *nats.Conn, cfg service.Confi
 	})
 	select {
 	case <-svc.Started():
+	case err := <-svc.Failed():
+		t.Fatalf("natsse failed: %v", err)
 	case <-time.After(patience()):
 		t.Fatal("natsse did not find its stream")
 	}

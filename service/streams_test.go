@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,38 +33,7 @@ func startStreams(t *testing.T, cfg service.Config, streams map[string]string) *
 		addStream(t, js, name, subjects)
 	}
 	cfg.WriteTimeout = testWriteTimeout(cfg.WriteTimeout)
-	svc, err := service.New(cfg, nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { svc.Run(ctx) })
-	hs := httptest.NewServer(svc)
-	t.Cleanup(func() {
-		dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer dcancel()
-		if svc.Drain(dctx) != nil {
-			svc.Close()
-		}
-		hs.Close()
-		cancel()
-		wg.Wait()
-	})
-	select {
-	case <-svc.Started():
-	case err := <-svc.Failed():
-		t.Fatalf("natsse failed: %v", err)
-	case <-time.After(patience()):
-		t.Fatal("natsse did not find a stream")
-	}
-	pub, err := ns.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pub.Close)
-	pjs, _ := jetstream.New(pub)
-	return &env{t: t, ns: ns, nc: pub, js: pjs, svc: svc, http: hs, url: hs.URL}
+	return serveEnv(t, ns, nc, cfg)
 }
 
 func addStream(t *testing.T, js jetstream.JetStream, name, subjects string) {
