@@ -273,9 +273,8 @@ func TestUpstreamConsumerOnlyWhileRead(t *testing.T) {
 	}
 	e.publish("events.a", "before")
 	c := e.open("/events/a", nil)
-	if n := e.metric(`natsse_upstream_consuming{stream="EVENTS"}`); n != 1 {
-		t.Errorf("natsse_upstream_consuming with a reader: %v, want 1", n)
-	}
+	// The reader starts the consumer; it is there moments later.
+	waitFor(t, "natsse_upstream_consuming to be 1 with a reader", func() bool { return e.metric(`natsse_upstream_consuming{stream="EVENTS"}`) == 1 })
 	e.publish("events.a", "live")
 	if ev := c.next(); ev.ID != "2" || ev.Data != "live" {
 		t.Fatalf("got id %s data %q, want 2 live (not the event stored before the stream opened)", ev.ID, ev.Data)
