@@ -1,10 +1,8 @@
 package service_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -238,36 +236,13 @@ func (e *env) metric(name string) float64 {
 		e.t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	f, ok := sumSeries(resp.Body, name)
+	f, ok := ssetest.Metric(resp.Body, name)
 	if !ok {
 		e.t.Fatalf("metric %s not found", name)
 	}
 	return f
 }
 
-// sumSeries reads the series name from a scrape: exactly it when name has
-// labels, else the sum over its label sets (natsse_upstream_events_total
-// has one per stream).
-func sumSeries(r io.Reader, name string) (float64, bool) {
-	sc := bufio.NewScanner(r)
-	sum, found := 0.0, false
-	for sc.Scan() {
-		line := sc.Text()
-		v, ok := strings.CutPrefix(line, name+" ")
-		if !ok && !strings.Contains(name, "{") && strings.HasPrefix(line, name+"{") {
-			_, v, ok = strings.Cut(line, "} ")
-		}
-		if !ok {
-			continue
-		}
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil {
-			continue
-		}
-		sum, found = sum+f, true
-	}
-	return sum, found
-}
 
 // waitFor polls cond until it holds; for conditions with no event to await.
 func waitFor(t *testing.T, what string, cond func() bool) {

@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -17,7 +16,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -251,25 +249,7 @@ func metricOver(t *testing.T, client *http.Client, base, name string) float64 {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sum, found := 0.0, false
-	for sc.Scan() {
-		// Without labels in name: the sum over its label sets
-		// (natsse_upstream_events_total has one per stream).
-		line := sc.Text()
-		v, ok := strings.CutPrefix(line, name+" ")
-		if !ok && !strings.Contains(name, "{") && strings.HasPrefix(line, name+"{") {
-			_, v, ok = strings.Cut(line, "} ")
-		}
-		if !ok {
-			continue
-		}
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil {
-			t.Fatalf("metric %s: %v", name, err)
-		}
-		sum, found = sum+f, true
-	}
+	sum, found := ssetest.Metric(resp.Body, name)
 	if !found {
 		t.Fatalf("metric %s not found", name)
 	}
