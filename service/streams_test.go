@@ -2,7 +2,6 @@ package service_test
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -59,25 +58,6 @@ func (e *env) consumersOf(name string) int {
 		e.t.Fatal(err)
 	}
 	return info.State.Consumers
-}
-
-// problem GETs path and returns the status and the problem's detail.
-func (e *env) problem(path string) (int, string) {
-	e.t.Helper()
-	resp, err := http.Get(e.url + path)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var p struct {
-		Detail string `json:"detail"`
-	}
-	body, _ := io.ReadAll(resp.Body)
-	_ = json.Unmarshal(body, &p)
-	if p.Detail == "" {
-		p.Detail = string(body)
-	}
-	return resp.StatusCode, p.Detail
 }
 
 // readyz returns /readyz's status and body.
@@ -151,15 +131,10 @@ func TestSeveralStreams(t *testing.T) {
 	}
 
 	// Across two streams: 400 naming both. Captured by none: 404.
-	if code, detail := e.problem("/orders/1?subject=chat.lobby"); code != http.StatusBadRequest || !strings.Contains(detail, "ORDERS") || !strings.Contains(detail, "CHAT") || !strings.Contains(detail, "one EventSource per stream") {
-		t.Errorf("subjects of two streams: %d %q, want 400 naming ORDERS and CHAT", code, detail)
-	}
-	if code, detail := e.problem("/sse?subject=%3E"); code != http.StatusBadRequest || !strings.Contains(detail, "AUDIT") {
-		t.Errorf("> over every stream: %d %q, want 400 naming the streams", code, detail)
-	}
-	if code, _ := e.problem("/other/x"); code != http.StatusNotFound {
-		t.Errorf("a subject of no stream: %d, want 404", code)
-	}
+	e.expectProblem("/orders/1?subject=chat.lobby", http.StatusBadRequest, "in two streams (ORDERS and CHAT)")
+	e.expectProblem("/orders/1?subject=chat.lobby", http.StatusBadRequest, "open one EventSource per stream")
+	e.expectProblem("/sse?subject=%3E", http.StatusBadRequest, "reaches into the streams AUDIT and CHAT and ORDERS")
+	e.expectProblem("/other/x", http.StatusNotFound, "is not served")
 
 	// Per-stream resume and reset: CHAT's id 1 resumes at CHAT's 2.
 	resumed := e.open("/chat/lobby", header("Last-Event-ID", "1"))
