@@ -17,8 +17,13 @@ import (
 )
 
 // discoverEvery is how often NATSSE_STREAM=* lists the streams: one created
-// or deleted is served, or no longer, within twice that.
-const discoverEvery = 5 * time.Second
+// is served within twice that. One deleted is missing at once (its reader
+// notices), softly refused for forgetAfter in case it comes back (a stream
+// deleted and added again to change it), and then no longer served (404).
+const (
+	discoverEvery = 5 * time.Second
+	forgetAfter   = time.Minute
+)
 
 // servedSet is the JetStream streams natsse serves (docs/configuration.md,
 // NATSSE_STREAM): a list of names, fixed at start, or every stream with
@@ -42,8 +47,10 @@ type servedSet struct {
 	// the check of NATSSE_SUBJECTS (checked: done).
 	subjects map[string][]string
 	checked  bool
-	// listed: * has listed the streams at least once.
+	// listed: * has listed the streams at least once; gone: since when a
+	// served stream is missing from the listings.
 	listed bool
+	gone   map[string]time.Time
 
 	started     chan struct{} // closed once a stream was found
 	startedOnce sync.Once
@@ -53,7 +60,7 @@ type servedSet struct {
 
 func newServedSet(cfg Config, js jetstream.JetStream, newStream func(string) *servedStream, end func(*servedStream)) *servedSet {
 	return &servedSet{cfg: cfg, js: js, log: cfg.Logger, newStream: newStream, end: end, all: cfg.allStreams(),
-		streams: map[string]*servedStream{}, stop: map[string]context.CancelFunc{}, subjects: map[string][]string{},
+		streams: map[string]*servedStream{}, stop: map[string]context.CancelFunc{}, subjects: map[string][]string{}, gone: map[string]time.Time{},
 		started: make(chan struct{}), failed: make(chan error, 1)}
 }
 
@@ -139,14 +146,24 @@ func (set *servedSet) discover(ctx context.Context) {
 			set.log.Info("serving a new stream (NATSSE_STREAM=*)", "stream", name)
 		}
 	}
+	now := time.Now()
 	for name, st := range set.streams {
-		if !found[name] {
-			set.stop[name]()
-			delete(set.streams, name)
-			delete(set.stop, name)
-			set.end(st)
-			set.log.Info("the stream is gone: no longer served (NATSSE_STREAM=*)", "stream", name)
+		if found[name] {
+			delete(set.gone, name)
+			continue
 		}
+		if since, ok := set.gone[name]; !ok {
+			set.gone[name] = now
+			continue
+		} else if now.Sub(since) < forgetAfter {
+			continue
+		}
+		set.stop[name]()
+		delete(set.streams, name)
+		delete(set.stop, name)
+		delete(set.gone, name)
+		set.end(st)
+		set.log.Info("the stream is gone: no longer served (NATSSE_STREAM=*)", "stream", name)
 	}
 	if !set.listed {
 		set.listed = true

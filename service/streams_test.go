@@ -205,7 +205,8 @@ func TestSeveralStreams(t *testing.T) {
 }
 
 // TestEveryStream: NATSSE_STREAM=* serves the streams with subjects of
-// their own, skips a mirror, and serves a stream created while running.
+// their own, skips a mirror, serves a stream created while running, and
+// softly refuses one deleted.
 func TestEveryStream(t *testing.T) {
 	e := startStreams(t, service.Config{Streams: []string{"*"}}, map[string]string{"ORDERS": "orders.>"})
 	ctx, cancel := context.WithTimeout(context.Background(), patience())
@@ -232,6 +233,33 @@ func TestEveryStream(t *testing.T) {
 	}
 	if n := e.consumersOf("ORDERS_COPY"); n != 0 {
 		t.Errorf("the mirror has %d consumers, want none of natsse's", n)
+	}
+
+	// CHAT deleted: its client's stream ends, and its subjects get the
+	// soft refusal (not a 404 that would stop EventSource for good).
+	if err := e.js.DeleteStream(ctx, "CHAT"); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := chat.r.Next(); err != nil {
+			break
+		}
+	}
+	waitFor(t, "/readyz to name the missing stream", func() bool {
+		code, body := e.readyz()
+		return code == http.StatusOK && strings.Contains(body, "the stream CHAT does not exist")
+	})
+	if !e.softRefused("/chat/lobby") {
+		t.Error("a request for the deleted stream's subjects: want the soft refusal")
+	}
+	// Still after the next two listings (each finds a new stream): a
+	// stream deleted and added again keeps its clients.
+	for _, later := range []string{"later1", "later2"} {
+		addStream(t, e.js, strings.ToUpper(later), later+".>")
+		waitFor(t, "a listing after the deletion", func() bool { return slices.Contains(e.svc.Subjects(), later+".>") })
+	}
+	if !e.softRefused("/chat/lobby") {
+		t.Error("after the next listing, a request for the deleted stream's subjects: want the soft refusal")
 	}
 }
 
