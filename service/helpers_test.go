@@ -243,7 +243,6 @@ func (e *env) metric(name string) float64 {
 	return f
 }
 
-
 // waitFor polls cond until it holds; for conditions with no event to await.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
