@@ -72,6 +72,31 @@ func (e *env) readyz() (int, string) {
 	return resp.StatusCode, strings.TrimSpace(string(body))
 }
 
+// deleteStream deletes the stream name, and checks what its client c and
+// a new request on path get: c's stream ends, /readyz (200, other streams
+// served) names it missing, and path gets the soft refusal, not a 404 that
+// would stop EventSource for good.
+func (e *env) deleteStream(name string, c *client, path string) {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), patience())
+	defer cancel()
+	if err := e.js.DeleteStream(ctx, name); err != nil {
+		e.t.Fatal(err)
+	}
+	for {
+		if _, err := c.r.Next(); err != nil {
+			break
+		}
+	}
+	waitFor(e.t, "/readyz to name the missing stream", func() bool {
+		code, body := e.readyz()
+		return code == http.StatusOK && strings.Contains(body, "the stream "+name+" does not exist")
+	})
+	if !e.softRefused(path) {
+		e.t.Errorf("a request for the deleted stream %s's subjects: want the soft refusal", name)
+	}
+}
+
 // softRefused says whether a GET of path got the soft refusal: 200, a
 // retry line and the end of the stream, no event.
 func (e *env) softRefused(path string) bool {
@@ -159,25 +184,7 @@ func TestSeveralStreams(t *testing.T) {
 	}
 
 	// AUDIT deleted while the others flow.
-	ctx, cancel := context.WithTimeout(context.Background(), patience())
-	defer cancel()
-	if err := e.js.DeleteStream(ctx, "AUDIT"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := audit.r.Next(); err == nil {
-		for {
-			if _, err := audit.r.Next(); err != nil {
-				break
-			}
-		}
-	}
-	waitFor(t, "/readyz to name the missing stream", func() bool {
-		code, body := e.readyz()
-		return code == http.StatusOK && strings.Contains(body, "the stream AUDIT does not exist")
-	})
-	if !e.softRefused("/audit/x") {
-		t.Error("a request for the missing stream's subjects: want the soft refusal")
-	}
+	e.deleteStream("AUDIT", audit, "/audit/x")
 	e.publish("orders.1", "o4")
 	e.publish("chat.lobby", "c5")
 	if ev := orders.next(); ev.ID != "4" || ev.Data != "o4" {
@@ -237,21 +244,7 @@ func TestEveryStream(t *testing.T) {
 
 	// CHAT deleted: its client's stream ends, and its subjects get the
 	// soft refusal (not a 404 that would stop EventSource for good).
-	if err := e.js.DeleteStream(ctx, "CHAT"); err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := chat.r.Next(); err != nil {
-			break
-		}
-	}
-	waitFor(t, "/readyz to name the missing stream", func() bool {
-		code, body := e.readyz()
-		return code == http.StatusOK && strings.Contains(body, "the stream CHAT does not exist")
-	})
-	if !e.softRefused("/chat/lobby") {
-		t.Error("a request for the deleted stream's subjects: want the soft refusal")
-	}
+	e.deleteStream("CHAT", chat, "/chat/lobby")
 	// Still after the next two listings (each finds a new stream): a
 	// stream deleted and added again keeps its clients.
 	for _, later := range []string{"later1", "later2"} {
