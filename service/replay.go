@@ -17,6 +17,10 @@ import (
 // queueBytes bounds their bytes.
 const flushEvery = 256
 
+// replayBatch bounds the messages a replay's consumer asks for at once
+// (nats.go's default for a pull).
+const replayBatch = 500
+
 // replay brings the stream from pos up to the core's head through JetStream,
 // with a short-lived consumer per attempt. Streams on the same subjects
 // share what they read through the replay cache: one reads, the others
@@ -147,7 +151,10 @@ func (ss *sseStream) replayOnce(ctx context.Context, run *resume.Run) error {
 		ss.since = nil
 		return nil
 	}
-	it, err := cons.Messages(jetstream.PullMaxBytes(res.Prefetch(ss.queueBytes)))
+	// Messages and bytes both bounded: with a byte bound alone nats.go asks
+	// for up to 1,000,000 messages and makes its buffer channel that long,
+	// 7.6 MiB per replay before any message (docs/operations.md, "Limits").
+	it, err := cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(replayBatch, res.Prefetch(ss.queueBytes)))
 	if err != nil {
 		return err
 	}
