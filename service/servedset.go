@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/natsse/natsse/service/refusal"
+	"github.com/natsse/natsse/service/upstream"
 	"github.com/natsse/natsse/subjects"
 )
 
@@ -124,7 +125,7 @@ func (set *servedSet) discover(ctx context.Context) {
 	var held []string // the subjects of the streams found
 	lister := set.js.ListStreams(c)
 	for info := range lister.Info() {
-		if len(info.Config.Subjects) == 0 || servesNothing(info.Config.Subjects, set.cfg.Subjects) {
+		if len(upstream.ServedSubjects(info.Config.Subjects, set.cfg.Subjects)) == 0 {
 			continue
 		}
 		found[info.Config.Name] = true
@@ -169,22 +170,6 @@ func (set *servedSet) discover(ctx context.Context) {
 		set.listed = true
 		set.warnUnserved(held)
 	}
-}
-
-// servesNothing says whether a stream on streamSubjects serves nothing of
-// configured (NATSSE_SUBJECTS; none: everything).
-func servesNothing(streamSubjects, configured []string) bool {
-	if len(configured) == 0 {
-		return false
-	}
-	for _, c := range configured {
-		for _, own := range streamSubjects {
-			if subjects.Inside(c, own) || subjects.Inside(own, c) {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 // warnUnserved warns about NATSSE_SUBJECTS patterns no stream holds

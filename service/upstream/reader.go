@@ -568,19 +568,19 @@ type Served struct {
 	filters  []string // upstream and replay filters (no overlaps; nil: all)
 }
 
-// newServed serves what the stream holds of the configured subjects
+// ServedSubjects is what a stream on streamSubjects serves of configured
 // (NATSSE_SUBJECTS; none: all of the stream's own): each configured pattern
 // inside a subject of the stream, and each subject of the stream inside a
 // configured pattern (NATSSE_SUBJECTS=events.> with a stream on
-// events.orders.>). Its served subjects may be empty.
-func newServed(streamSubjects, configured []string) *Served {
-	s := &Served{subjects: streamSubjects}
+// events.orders.>). It may be empty.
+func ServedSubjects(streamSubjects, configured []string) []string {
 	if len(configured) == 0 {
-		s.served = streamSubjects
+		return streamSubjects
 	}
+	var served []string
 	add := func(p string) {
-		if !slices.Contains(s.served, p) {
-			s.served = append(s.served, p)
+		if !slices.Contains(served, p) {
+			served = append(served, p)
 		}
 	}
 	for _, c := range configured {
@@ -593,12 +593,13 @@ func newServed(streamSubjects, configured []string) *Served {
 			}
 		}
 	}
-	s.filters = subjects.Filters(s.served)
-	return s
+	return served
 }
 
-// Empty says whether the stream serves nothing of the configured subjects.
-func (s *Served) Empty() bool { return len(s.served) == 0 }
+func newServed(streamSubjects, configured []string) *Served {
+	served := ServedSubjects(streamSubjects, configured)
+	return &Served{subjects: streamSubjects, served: served, filters: subjects.Filters(served)}
+}
 
 // Serves reports whether pattern lies inside the served subjects and the
 // stream's subjects.
